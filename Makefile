@@ -1,0 +1,66 @@
+# uhmm - top-level entry points.  `make bench` and `make test` work on a fresh
+# Debian machine: when run as root they install what is missing with apt-get.
+#
+#   make bench       build (release) and run the main benchmark
+#   make test        build and run the unit tests twice: plain, then ASan+UBSan
+#   make test-plain  the plain run only
+#   make test-asan   the AddressSanitizer + UndefinedBehaviorSanitizer run only
+#   make format      clang-format every C file in place
+
+DEBIAN_PACKAGES := meson ninja-build pkg-config libcriterion-dev
+MESON ?= meson
+JOBS ?= $(shell nproc 2>/dev/null || echo 2)
+BENCH_ARGS ?=
+
+.PHONY: all deps build bench test test-plain test-asan format clean
+
+all: build
+
+# Install the build dependencies that are missing (as root, with apt-get).
+deps:
+	@missing=""; \
+	for p in $(DEBIAN_PACKAGES); do \
+		dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		if [ "$$(id -u)" = 0 ]; then \
+			echo "installing:$$missing"; \
+			apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		else \
+			echo "missing Debian packages:$$missing (run 'make deps' as root)"; exit 1; \
+		fi; \
+	fi
+
+build-release/build.ninja: | deps
+	$(MESON) setup build-release --buildtype=release -Db_ndebug=true >/dev/null
+
+build-plain/build.ninja: | deps
+	$(MESON) setup build-plain --buildtype=debugoptimized >/dev/null
+
+build-asan/build.ninja: | deps
+	$(MESON) setup build-asan --buildtype=debug -Db_sanitize=address,undefined \
+		-Db_lundef=false -Dc_args=-fno-sanitize-recover=all >/dev/null
+
+build: build-plain/build.ninja
+	ninja -C build-plain
+
+bench: build-release/build.ninja
+	ninja -C build-release
+	./build-release/bench/uhmm-bench $(BENCH_ARGS)
+
+test: test-plain test-asan
+
+test-plain: build-plain/build.ninja
+	ninja -C build-plain
+	$(MESON) test -C build-plain --print-errorlogs --num-processes $(JOBS)
+
+test-asan: build-asan/build.ninja
+	ninja -C build-asan
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+		$(MESON) test -C build-asan --print-errorlogs --num-processes $(JOBS) --timeout-multiplier 3
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf build-plain build-asan build-release

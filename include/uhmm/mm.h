@@ -1,0 +1,214 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * uhmm/mm.h - address spaces: creation and teardown, the mapping calls with
+ * Linux's semantics and errno, the CPU (loads, stores and atomics that walk
+ * the page tables and fault like hardware), and introspection.
+ *
+ * Every call is thread-safe.  Mapping calls return 0 or a negative errno,
+ * exactly what the system call returns on Linux (mm_mmap() returns the
+ * address or a negative errno).
+ */
+#ifndef UHMM_MM_H
+#define UHMM_MM_H
+
+#include <stdio.h>
+#include <sys/mman.h>
+
+#include "uhmm/machine.h"
+#include "uhmm/pgtable.h"
+
+#ifndef MAP_FIXED_NOREPLACE
+#define MAP_FIXED_NOREPLACE 0x100000
+#endif
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
+#endif
+#ifndef MADV_FREE
+#define MADV_FREE 8
+#endif
+
+/**
+ * mm_alloc() - create an empty address space on @machine.
+ * Return: the mm with mm_users = mm_count = 1, or ERR_PTR(-ENOMEM).
+ */
+struct mm_struct *mm_alloc(struct uhmm_machine *machine);
+/** mmget() - take a user reference (mm_users). */
+void mmget(struct mm_struct *mm);
+/** mmget_not_zero() - take a user reference unless the mm is being torn down. */
+bool mmget_not_zero(struct mm_struct *mm);
+/**
+ * mmput() - drop a user reference; the last one unmaps everything, frees
+ * every page table, and drops the mm_count reference the users held.
+ */
+void mmput(struct mm_struct *mm);
+/** mmgrab() - pin the struct itself (mm_count). */
+void mmgrab(struct mm_struct *mm);
+/** mmdrop() - drop an mm_count reference; the last one frees the struct. */
+void mmdrop(struct mm_struct *mm);
+
+/**
+ * mm_mmap() - mmap(2) on @mm.
+ * @mm: the address space.
+ * @addr: hint, or the fixed address with MAP_FIXED / MAP_FIXED_NOREPLACE.
+ * @len: bytes, rounded up to pages.
+ * @prot: PROT_READ | PROT_WRITE | PROT_EXEC, or PROT_NONE.
+ * @flags: MAP_PRIVATE or MAP_SHARED (exactly one), MAP_ANONYMOUS, MAP_FIXED,
+ *         MAP_FIXED_NOREPLACE, MAP_NORESERVE, MAP_POPULATE.
+ * @file: NULL (anonymous memory is all this version maps).
+ * @off: file offset in bytes; must be page aligned.
+ *
+ * Takes mmap_lock for writing.  Anonymous mappings whose length is a multiple
+ * of 2 MiB are placed 2 MiB aligned, as Linux does for THP.
+ *
+ * Return: the address, or -EINVAL (zero length, unaligned fixed address or
+ * offset, no or both sharing types, unknown prot bits), -ENOMEM (length
+ * overflows or no room), -EEXIST (MAP_FIXED_NOREPLACE over a mapping),
+ * -EBADF (not anonymous and no file), -EOPNOTSUPP (MAP_SHARED anonymous
+ * memory and MAP_HUGETLB are not built yet).
+ */
+long mm_mmap(struct mm_struct *mm, unsigned long addr, unsigned long len,
+	     int prot, int flags, struct file *file, unsigned long off);
+
+/**
+ * mm_munmap() - munmap(2) on @mm.  Unmapping part of a PMD-mapped THP splits
+ * the PMD; the folio stays large and PTE-mapped, as in Linux.
+ * Return: 0, or -EINVAL (unaligned @addr, zero length, range past TASK_SIZE).
+ */
+int mm_munmap(struct mm_struct *mm, unsigned long addr, unsigned long len);
+
+/**
+ * mm_mprotect() - mprotect(2) on @mm.
+ * Return: 0, -EINVAL (unaligned @addr, unknown @prot bits, overflow),
+ * -ENOMEM (part of the range is unmapped: as in Linux, VMAs before the hole
+ * have already been changed), -EACCES (PROT_WRITE on a shared mapping opened
+ * read-only).
+ */
+int mm_mprotect(struct mm_struct *mm, unsigned long addr, unsigned long len, int prot);
+
+/**
+ * mm_madvise() - madvise(2) on @mm: MADV_NORMAL, MADV_RANDOM,
+ * MADV_SEQUENTIAL, MADV_WILLNEED (accepted, no effect), MADV_DONTNEED,
+ * MADV_FREE, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_COLLAPSE.
+ * Return: 0, -EINVAL (bad advice, unaligned, MADV_FREE on a non-anonymous
+ * or locked VMA, MADV_COLLAPSE where THP is forbidden), -ENOMEM (a hole in
+ * the range; as in Linux the mapped parts are still advised), -EAGAIN or
+ * -ENOMEM from MADV_COLLAPSE.
+ */
+int mm_madvise(struct mm_struct *mm, unsigned long addr, unsigned long len, int advice);
+
+/* ---- the CPU ---- */
+/**
+ * cpu_read() - load @len bytes at @addr into @buf, faulting like a CPU.
+ *
+ * Holds mmap_lock for reading and, while it copies out of a page, that
+ * page's page-table lock.  Checks the whole range against the VMAs first, so
+ * an access that would raise SIGSEGV anywhere copies nothing.
+ *
+ * Return: 0, -EFAULT (no VMA or no permission: SIGSEGV), -ENOMEM (the fault
+ * could not allocate: the OOM case).
+ */
+int cpu_read(struct mm_struct *mm, unsigned long addr, void *buf, size_t len);
+/** cpu_write() - store @len bytes from @buf at @addr; see cpu_read(). */
+int cpu_write(struct mm_struct *mm, unsigned long addr, const void *buf, size_t len);
+/** cpu_memset() - store @len copies of @c at @addr; see cpu_read(). */
+int cpu_memset(struct mm_struct *mm, unsigned long addr, int c, size_t len);
+/**
+ * cpu_atomic_fetch_add_u64() - atomically add @val to the 8 bytes at @addr.
+ * @old: where the previous value goes, or NULL.
+ * Return: 0, -EINVAL if @addr is not 8-byte aligned, else as cpu_write().
+ */
+int cpu_atomic_fetch_add_u64(struct mm_struct *mm, unsigned long addr, uint64_t val, uint64_t *old);
+/** cpu_atomic_xchg_u64() - atomically store @val, returning the old value in @old. */
+int cpu_atomic_xchg_u64(struct mm_struct *mm, unsigned long addr, uint64_t val, uint64_t *old);
+/**
+ * cpu_atomic_cmpxchg_u64() - compare-and-swap the 8 bytes at @addr.
+ * @prev: the value found there (the swap happened if it equals @expected).
+ * Note: like a locked cmpxchg on x86, a failed compare still needs write
+ * permission and takes a write fault.
+ */
+int cpu_atomic_cmpxchg_u64(struct mm_struct *mm, unsigned long addr, uint64_t expected,
+			   uint64_t desired, uint64_t *prev);
+
+/* ---- introspection ---- */
+/* /proc/pid/pagemap bits. */
+#define PM_PFRAME_BITS 55
+#define PM_PFRAME_MASK ((1ULL << PM_PFRAME_BITS) - 1)
+#define PM_SOFT_DIRTY (1ULL << 55)
+#define PM_MMAP_EXCLUSIVE (1ULL << 56)
+#define PM_UFFD_WP (1ULL << 57)
+#define PM_FILE (1ULL << 61)
+#define PM_SWAP (1ULL << 62)
+#define PM_PRESENT (1ULL << 63)
+#define PM_SWAP_TYPE_BITS 5
+
+/**
+ * mm_pagemap_read() - /proc/pid/pagemap for @npages pages from @addr.
+ * @out: one 64-bit entry per page, Linux's format: PFN (or swap type and
+ * offset) in bits 0..54, PM_SOFT_DIRTY, PM_MMAP_EXCLUSIVE (mapped once),
+ * PM_FILE, PM_SWAP, PM_PRESENT.  Device-private and migration entries are
+ * reported as swap entries, as Linux does.
+ * Return: 0, or -EINVAL for an unaligned @addr.
+ */
+int mm_pagemap_read(struct mm_struct *mm, unsigned long addr, unsigned long npages, uint64_t *out);
+
+/* /proc/kpageflags bits. */
+#define KPF_LOCKED 0
+#define KPF_REFERENCED 2
+#define KPF_UPTODATE 3
+#define KPF_DIRTY 4
+#define KPF_LRU 5
+#define KPF_MMAP 11
+#define KPF_ANON 12
+#define KPF_SWAPCACHE 13
+#define KPF_SWAPBACKED 14
+#define KPF_COMPOUND_HEAD 15
+#define KPF_COMPOUND_TAIL 16
+#define KPF_NOPAGE 20
+#define KPF_THP 22
+#define KPF_ZERO_PAGE 24
+#define KPF_PGTABLE 26
+#define KPF_BUDDY 10
+#define KPF_RESERVED 32
+
+/** uhmm_kpageflags() - /proc/kpageflags for @pfn (KPF_NOPAGE if invalid). */
+uint64_t uhmm_kpageflags(unsigned long pfn);
+/** uhmm_kpagecount() - /proc/kpagecount for @pfn: its mapcount. */
+int uhmm_kpagecount(unsigned long pfn);
+
+/**
+ * struct mm_smaps - totals of /proc/pid/smaps_rollup, in bytes.
+ * The zero pages are not counted in rss, as in Linux.
+ */
+struct mm_smaps {
+	unsigned long rss;
+	unsigned long anonymous;
+	unsigned long anon_huge_pages; /* PMD-mapped THP */
+	unsigned long private_clean;
+	unsigned long private_dirty;
+	unsigned long shared_clean;
+	unsigned long shared_dirty;
+	unsigned long swap;
+	unsigned long lazy_free;
+	unsigned long page_tables; /* bytes of page-table pages (VmPTE) */
+};
+
+/** mm_smaps_rollup() - fill @out for the whole of @mm. Return: 0. */
+int mm_smaps_rollup(struct mm_struct *mm, struct mm_smaps *out);
+/** mm_get_rss() - mm's RSS counter @member (MM_ANONPAGES, ...) in pages. */
+long mm_get_rss(struct mm_struct *mm, int member);
+
+/**
+ * mm_dump() - print @mm's VMAs and page tables to @out, one line per run of
+ * like entries (ptdump style).
+ */
+void mm_dump(struct mm_struct *mm, FILE *out);
+
+/**
+ * uhmm_drop_lazyfree() - discard every clean MADV_FREE (lazyfree) page of
+ * @machine, as reclaim would under memory pressure; a later read of such a
+ * page sees zeros.  Pages written after MADV_FREE are kept.
+ * Return: the number of pages discarded.
+ */
+unsigned long uhmm_drop_lazyfree(struct uhmm_machine *machine);
+
+#endif /* UHMM_MM_H */

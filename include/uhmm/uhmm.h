@@ -1,0 +1,12 @@
+/* SPDX-License-Identifier: MIT */
+/* uhmm/uhmm.h - everything a user of uhmm includes. */
+#ifndef UHMM_UHMM_H
+#define UHMM_UHMM_H
+
+#include "uhmm/types.h"
+#include "uhmm/mm_types.h"
+#include "uhmm/pgtable.h"
+#include "uhmm/machine.h"
+#include "uhmm/mm.h"
+
+#endif /* UHMM_UHMM_H */

@@ -1,0 +1,292 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * mm/internal.h - what the files of mm/ share and users do not see, as
+ * Linux's mm/internal.h.
+ *
+ * Lock order (DESIGN.md principle 4):
+ *   mm->mmap_lock  ->  folio lock  ->  page-table lock (PTE table's ptl, or
+ *   the PMD table's ptl)  ->  machine->zone_lock
+ * mm->page_table_lock (PGD/PUD population) nests inside mmap_lock and is
+ * never held with a split page-table lock.
+ */
+#ifndef UHMM_MM_INTERNAL_H
+#define UHMM_MM_INTERNAL_H
+
+#include <pthread.h>
+#include <stdio.h>
+
+#include "uhmm/mm.h"
+
+/* ------------------------------------------------------------------ */
+/* The machine (page_alloc.c)                                          */
+/* ------------------------------------------------------------------ */
+
+/**
+ * struct uhmm_machine - system RAM, its allocator and its address spaces.
+ * @ram: the bytes of system RAM (reserved with MAP_NORESERVE).
+ * @start_pfn/@nr_pages: the machine's PFN range.
+ * @zone_lock: protects @free_area and @nr_free.
+ * @mms_lock: protects @mms, the list of live mm_structs.
+ */
+struct uhmm_machine {
+	char *ram;
+	unsigned long start_pfn;
+	unsigned long nr_pages;
+
+	pthread_mutex_t zone_lock;
+	struct list_head free_area[NR_PAGE_ORDERS];
+	unsigned long nr_free[NR_PAGE_ORDERS];
+	atomic_ulong nr_free_pages;
+
+	pthread_mutex_t fail_lock;
+	bool fail_enabled;
+	struct fault_attr fail_attr;
+	unsigned long fail_calls;
+	atomic_ulong fail_count;
+	uint64_t fail_rng;
+
+	unsigned long zero_pfn;
+	pthread_mutex_t huge_zero_lock;
+	struct folio *huge_zero_folio; /* NULL until an mm first needs it */
+	int huge_zero_users;           /* mms with MMF_HUGE_ZERO_PAGE */
+
+	_Atomic enum thp_mode thp_enabled;
+	bool huge_zero_enabled;
+
+	pthread_mutex_t mms_lock;
+	struct list_head mms;
+	int nr_mms;
+};
+
+/* ------------------------------------------------------------------ */
+/* Page tables (pgtable.c)                                             */
+/* ------------------------------------------------------------------ */
+
+/* Levels recorded in a table page's pt_index. */
+#define PT_LEVEL_PTE 1
+#define PT_LEVEL_PMD 2
+#define PT_LEVEL_PUD 3
+#define PT_LEVEL_PGD 4
+
+/**
+ * pt_alloc_table() - allocate a zeroed page-table page of @level for @mm.
+ * Accounts mm->pgtables_bytes.  Return: the table, or NULL on -ENOMEM.
+ */
+uint64_t *pt_alloc_table(struct mm_struct *mm, int level);
+/** pt_free_table() - free a table page that no entry points to any more. */
+void pt_free_table(struct mm_struct *mm, uint64_t *table);
+/** pt_table_page() - the struct page of a page-table page. */
+struct page *pt_table_page(const void *table);
+/** pt_entry_table() - the table a non-leaf entry value points to. */
+static inline uint64_t *pt_entry_table(uint64_t entry)
+{
+	return page_address(pfn_to_page((unsigned long)((entry & PTE_PFN_MASK) >> PAGE_SHIFT)));
+}
+
+/* Lock-free reads and writes of entries: walkers without the ptl read them. */
+static inline pte_t ptep_get(pte_t *ptep) { return __pte(__atomic_load_n(&ptep->pte, __ATOMIC_ACQUIRE)); }
+static inline void set_pte(pte_t *ptep, pte_t pte) { __atomic_store_n(&ptep->pte, pte.pte, __ATOMIC_RELEASE); }
+static inline pmd_t pmdp_get(pmd_t *pmdp) { return __pmd(__atomic_load_n(&pmdp->pmd, __ATOMIC_ACQUIRE)); }
+static inline void set_pmd(pmd_t *pmdp, pmd_t pmd) { __atomic_store_n(&pmdp->pmd, pmd.pmd, __ATOMIC_RELEASE); }
+static inline pte_t ptep_get_and_clear(pte_t *ptep) { return __pte(__atomic_exchange_n(&ptep->pte, 0, __ATOMIC_ACQ_REL)); }
+static inline pmd_t pmdp_get_and_clear(pmd_t *pmdp) { return __pmd(__atomic_exchange_n(&pmdp->pmd, 0, __ATOMIC_ACQ_REL)); }
+
+/**
+ * pmd_off_alloc() / pmd_off() - the PMD slot covering @addr, allocating the
+ * PUD and PMD tables when asked (under mm->page_table_lock / the PUD's ptl).
+ * Needs mmap_lock.  Return: the slot, or NULL (not present / -ENOMEM).
+ */
+pmd_t *pmd_off_alloc(struct mm_struct *mm, unsigned long addr);
+pmd_t *pmd_off(struct mm_struct *mm, unsigned long addr);
+/**
+ * pte_alloc() - make sure the PMD slot points to a PTE table.
+ * Needs mmap_lock.  Return: 0; 1 if the PMD is a leaf or swap entry (huge);
+ * -ENOMEM.
+ */
+int pte_alloc(struct mm_struct *mm, pmd_t *pmd);
+/**
+ * pte_offset_map_lock() - lock the PTE table under @pmd, return @addr's slot.
+ * Return: the slot with *@ptlp locked, or NULL (and nothing locked) when the
+ * PMD no longer points to a PTE table.  Needs mmap_lock.
+ */
+pte_t *pte_offset_map_lock(struct mm_struct *mm, pmd_t *pmd, unsigned long addr,
+			   pthread_mutex_t **ptlp);
+/** pte_lockptr() - the ptl of the PTE table @pmd points to (no check). */
+pthread_mutex_t *pte_lockptr(pmd_t pmd);
+/** pmd_lockptr() - the ptl of the PMD table that holds the slot @pmd. */
+pthread_mutex_t *pmd_lockptr(pmd_t *pmd);
+/** pmd_lock() - lock and return pmd_lockptr(@pmd). */
+pthread_mutex_t *pmd_lock(pmd_t *pmd);
+static inline void spin_unlock(pthread_mutex_t *ptl) { pthread_mutex_unlock(ptl); }
+/**
+ * free_pgtables() - free every PTE/PMD/PUD table wholly inside
+ * [@floor, @ceiling) and overlapping [@start, @end) (all their entries must
+ * be none).  Needs mmap_lock for writing.
+ */
+void free_pgtables(struct mm_struct *mm, unsigned long start, unsigned long end,
+		   unsigned long floor, unsigned long ceiling);
+/** free_all_pgtables() - exit_mmap: free the whole tree including the PGD. */
+void free_all_pgtables(struct mm_struct *mm);
+
+/* vm_get_page_prot() - the present-entry bits for @vm_flags (RW only for shared writable). */
+uint64_t vm_get_page_prot(unsigned long vm_flags);
+
+/* ------------------------------------------------------------------ */
+/* VMAs (mmap.c)                                                       */
+/* ------------------------------------------------------------------ */
+
+/** find_vma() - the first VMA with vm_end > @addr, or NULL. Needs mmap_lock. */
+struct vm_area_struct *find_vma(struct mm_struct *mm, unsigned long addr);
+/** vma_lookup() - the VMA containing @addr, or NULL. Needs mmap_lock. */
+struct vm_area_struct *vma_lookup(struct mm_struct *mm, unsigned long addr);
+/** vma_index() - position of the first VMA with vm_end > @addr in mm_mt. */
+size_t vma_index(struct mm_struct *mm, unsigned long addr);
+/**
+ * split_vma() - split @vma at @addr (page aligned, strictly inside).
+ * Splits a PMD mapping that straddles @addr.  Needs mmap_lock for writing.
+ * Return: 0 or -ENOMEM.
+ */
+int split_vma(struct mm_struct *mm, struct vm_area_struct *vma, unsigned long addr);
+/**
+ * vma_try_merge_around() - merge the VMA at index @i with compatible
+ * neighbours.  Needs mmap_lock for writing.  Return: the surviving VMA.
+ */
+struct vm_area_struct *vma_try_merge_around(struct mm_struct *mm, size_t i);
+/** linear_page_index() - vm_pgoff-based index of @addr in @vma. */
+static inline unsigned long linear_page_index(const struct vm_area_struct *vma, unsigned long addr)
+{
+	return vma->vm_pgoff + ((addr - vma->vm_start) >> PAGE_SHIFT);
+}
+/** vma_is_anonymous() - no file behind the VMA. */
+static inline bool vma_is_anonymous(const struct vm_area_struct *vma) { return !vma->vm_file && !vma->vm_ops; }
+/** anon_vma_prepare() - give @vma an anon_vma. Needs mmap_lock. Return: 0 or -ENOMEM. */
+int anon_vma_prepare(struct vm_area_struct *vma);
+void put_anon_vma(struct anon_vma *anon_vma);
+static inline void get_anon_vma(struct anon_vma *anon_vma) { atomic_fetch_add(&anon_vma->refcount, 1); }
+
+/* ------------------------------------------------------------------ */
+/* Unmapping (memory.c)                                                */
+/* ------------------------------------------------------------------ */
+
+/**
+ * zap_page_range() - unmap [@start, @end) inside @vma: clear every entry,
+ * drop rmap, refcounts and RSS.  A PMD only partly inside is split first.
+ * Needs mmap_lock (read is enough: tables are not freed).
+ */
+void zap_page_range(struct vm_area_struct *vma, unsigned long start, unsigned long end);
+
+/* ------------------------------------------------------------------ */
+/* Faults (memory.c)                                                   */
+/* ------------------------------------------------------------------ */
+
+#define FAULT_FLAG_WRITE 0x01
+#define FAULT_FLAG_REMOTE 0x02 /* GUP or a device, not the CPU */
+
+typedef unsigned int vm_fault_t;
+#define VM_FAULT_OOM 0x0001
+#define VM_FAULT_SIGBUS 0x0002
+#define VM_FAULT_SIGSEGV 0x0040
+#define VM_FAULT_FALLBACK 0x0800
+#define VM_FAULT_RETRY 0x0400
+#define VM_FAULT_ERROR (VM_FAULT_OOM | VM_FAULT_SIGBUS | VM_FAULT_SIGSEGV)
+
+/**
+ * handle_mm_fault() - resolve a fault at @addr in @vma.
+ * Needs mmap_lock for reading.  Return: 0, VM_FAULT_RETRY (walk again) or
+ * an error bit.
+ */
+vm_fault_t handle_mm_fault(struct vm_area_struct *vma, unsigned long addr, unsigned int flags);
+/** vm_fault_to_errno() - -ENOMEM, -EFAULT, ... for a fault result. */
+int vm_fault_to_errno(vm_fault_t ret);
+
+/* ------------------------------------------------------------------ */
+/* Reverse map and counters (rmap.c)                                   */
+/* ------------------------------------------------------------------ */
+
+static inline void add_mm_counter(struct mm_struct *mm, int member, long value)
+{
+	atomic_fetch_add(&mm->rss_stat[member], value);
+}
+/** folio_add_new_anon_rmap() - map a new anon folio: mapping, index, mapcounts, exclusive. */
+void folio_add_new_anon_rmap(struct folio *folio, struct vm_area_struct *vma, unsigned long addr,
+			     bool pmd_mapped);
+/** folio_add_anon_rmap_ptes() - @nr more PTE mappings of pages starting at @page. */
+void folio_add_anon_rmap_ptes(struct folio *folio, struct page *page, int nr);
+/** folio_add_anon_rmap_pmd() - one more PMD mapping of @folio. */
+void folio_add_anon_rmap_pmd(struct folio *folio);
+/** folio_remove_rmap_ptes() - drop @nr PTE mappings of pages starting at @page. */
+void folio_remove_rmap_ptes(struct folio *folio, struct page *page, int nr);
+/** folio_remove_rmap_pmd() - drop one PMD mapping of @folio. */
+void folio_remove_rmap_pmd(struct folio *folio);
+/**
+ * __folio_convert_pmd_to_ptes_rmap() - the mapcount side of a PMD split:
+ * the entire mapping becomes one PTE mapping of each page.
+ */
+void folio_convert_pmd_to_ptes_rmap(struct folio *folio);
+
+/* ------------------------------------------------------------------ */
+/* THP (huge_memory.c, khugepaged.c)                                   */
+/* ------------------------------------------------------------------ */
+
+/**
+ * thp_vma_allowable() - may a PMD-sized anonymous folio map @haddr in @vma?
+ * @enforce_sysfs: honour transparent_hugepage/enabled (false for
+ *                 MADV_COLLAPSE, which only respects VM_NOHUGEPAGE).
+ */
+bool thp_vma_allowable(struct vm_area_struct *vma, unsigned long haddr, bool enforce_sysfs);
+/** do_huge_pmd_anonymous_page() - fault on an empty PMD in a THP-eligible range. */
+vm_fault_t do_huge_pmd_anonymous_page(struct vm_area_struct *vma, pmd_t *pmd, unsigned long addr,
+				      unsigned int flags);
+/** do_huge_pmd_wp_page() - write fault on a read-only PMD leaf. */
+vm_fault_t do_huge_pmd_wp_page(struct vm_area_struct *vma, pmd_t *pmd, unsigned long addr);
+/**
+ * __split_huge_pmd_locked() - replace the PMD leaf at @pmd (ptl held) with a
+ * PTE table mapping the same pages (zero-page PTEs for the huge zero folio).
+ * @pgtable: a preallocated, zeroed PTE table that this consumes.
+ */
+void __split_huge_pmd_locked(struct vm_area_struct *vma, pmd_t *pmd, unsigned long haddr,
+			     uint64_t *pgtable);
+/**
+ * split_huge_pmd() - split the PMD leaf covering @addr, if there is one.
+ * Needs mmap_lock.  Return: 0 or -ENOMEM (no PTE table could be allocated).
+ */
+int split_huge_pmd(struct vm_area_struct *vma, pmd_t *pmd, unsigned long addr);
+/** split_huge_pmd_address() - split_huge_pmd() of the PMD covering @addr in @vma. */
+int split_huge_pmd_address(struct vm_area_struct *vma, unsigned long addr);
+/** zap_huge_pmd() - clear a PMD leaf (ptl taken inside) and release its folio. */
+void zap_huge_pmd(struct vm_area_struct *vma, pmd_t *pmd, unsigned long addr);
+/** mm_get_huge_zero_folio() - the huge zero folio, referenced once per mm. NULL on -ENOMEM. */
+struct folio *mm_get_huge_zero_folio(struct mm_struct *mm);
+/** mm_put_huge_zero_folio() - drop @mm's reference (exit_mmap). */
+void mm_put_huge_zero_folio(struct mm_struct *mm);
+/** madvise_collapse() - MADV_COLLAPSE over [@start, @end) of @vma. */
+int madvise_collapse(struct vm_area_struct *vma, unsigned long start, unsigned long end);
+
+/* ------------------------------------------------------------------ */
+/* Folios (folio.c)                                                    */
+/* ------------------------------------------------------------------ */
+
+/** folio_free_pages() - return a folio whose refcount reached 0 to the buddy allocator. */
+void __folio_free(struct folio *folio);
+/** prep_compound_folio() - turn the 2^@order pages at @page into a large folio. */
+void prep_compound_folio(struct page *page, unsigned int order);
+
+/* page_alloc.c internals the audit uses. */
+/**
+ * page_alloc_mark_free() - walk the free lists (zone_lock taken inside),
+ * set @state[pfn - start_pfn] = AUDIT_FREE for every free page, and report
+ * list corruption.  Return: violations found.
+ */
+int page_alloc_mark_free(struct uhmm_machine *machine, uint8_t *state, FILE *report);
+#define AUDIT_UNSEEN 0
+#define AUDIT_FREE 1
+#define AUDIT_USED 2
+
+/* vmscan.c */
+/** folio_mark_lazyfree() - MADV_FREE: make an anon folio discardable while clean. */
+void folio_mark_lazyfree(struct folio *folio);
+
+/* Reports from the audit and from internal consistency checks. */
+#define uhmm_warn(fmt, ...) fprintf(stderr, "uhmm: " fmt "\n", ##__VA_ARGS__)
+
+#endif /* UHMM_MM_INTERNAL_H */
