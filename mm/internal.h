@@ -75,12 +75,27 @@ struct uhmm_machine {
 uint64_t *pt_alloc_table(struct mm_struct *mm, int level);
 /** pt_free_table() - free a table page that no entry points to any more. */
 void pt_free_table(struct mm_struct *mm, uint64_t *table);
-/** pt_table_page() - the struct page of a page-table page. */
-struct page *pt_table_page(const void *table);
-/** pt_entry_table() - the table a non-leaf entry value points to. */
-static inline uint64_t *pt_entry_table(uint64_t entry)
+/** machine_virt_to_page() - the struct page of an address inside @machine's RAM. */
+static inline struct page *machine_virt_to_page(const struct uhmm_machine *machine, const void *addr)
 {
-	return page_address(pfn_to_page((unsigned long)((entry & PTE_PFN_MASK) >> PAGE_SHIFT)));
+	return pfn_to_page(machine->start_pfn +
+			   (unsigned long)((const char *)addr - machine->ram) / PAGE_SIZE);
+}
+/** machine_pfn_to_virt() - the bytes of @pfn, a page of @machine's RAM. */
+static inline void *machine_pfn_to_virt(const struct uhmm_machine *machine, unsigned long pfn)
+{
+	return machine->ram + ((pfn - machine->start_pfn) << PAGE_SHIFT);
+}
+/** pt_table_page() - the struct page of a page-table page of @mm. */
+static inline struct page *pt_table_page(const struct mm_struct *mm, const void *table)
+{
+	return machine_virt_to_page(mm->machine, table);
+}
+/** pt_entry_table() - the table a non-leaf entry value of @mm points to. */
+static inline uint64_t *pt_entry_table(const struct mm_struct *mm, uint64_t entry)
+{
+	return machine_pfn_to_virt(mm->machine,
+				   (unsigned long)((entry & PTE_PFN_MASK) >> PAGE_SHIFT));
 }
 
 /* Lock-free reads and writes of entries: walkers without the ptl read them. */
@@ -112,21 +127,41 @@ int pte_alloc(struct mm_struct *mm, pmd_t *pmd);
 pte_t *pte_offset_map_lock(struct mm_struct *mm, pmd_t *pmd, unsigned long addr,
 			   pthread_mutex_t **ptlp);
 /** pte_lockptr() - the ptl of the PTE table @pmd points to (no check). */
-pthread_mutex_t *pte_lockptr(pmd_t pmd);
+pthread_mutex_t *pte_lockptr(struct mm_struct *mm, pmd_t pmd);
 /** pmd_lockptr() - the ptl of the PMD table that holds the slot @pmd. */
-pthread_mutex_t *pmd_lockptr(pmd_t *pmd);
+pthread_mutex_t *pmd_lockptr(struct mm_struct *mm, pmd_t *pmd);
 /** pmd_lock() - lock and return pmd_lockptr(@pmd). */
-pthread_mutex_t *pmd_lock(pmd_t *pmd);
+pthread_mutex_t *pmd_lock(struct mm_struct *mm, pmd_t *pmd);
 static inline void spin_unlock(pthread_mutex_t *ptl) { pthread_mutex_unlock(ptl); }
 /**
- * free_pgtables() - free every PTE/PMD/PUD table wholly inside
- * [@floor, @ceiling) and overlapping [@start, @end) (all their entries must
- * be none).  Needs mmap_lock for writing.
+ * free_pgtables() - free every PTE, PMD and PUD table that covers part of
+ * [@start, @end) and has no entry left.  Needs mmap_lock for writing.
  */
-void free_pgtables(struct mm_struct *mm, unsigned long start, unsigned long end,
-		   unsigned long floor, unsigned long ceiling);
+void free_pgtables(struct mm_struct *mm, unsigned long start, unsigned long end);
+/**
+ * pgtable_trans_huge_deposit() - keep @pgtable (a PTE table) with the PMD
+ * leaf at @pmd, so that splitting that PMD later needs no allocation.
+ * Needs the PMD's ptl.
+ */
+void pgtable_trans_huge_deposit(struct mm_struct *mm, pmd_t *pmd, uint64_t *pgtable);
+/** pgtable_trans_huge_withdraw() - take back a deposited PTE table. Needs the PMD's ptl. */
+uint64_t *pgtable_trans_huge_withdraw(struct mm_struct *mm, pmd_t *pmd);
 /** free_all_pgtables() - exit_mmap: free the whole tree including the PGD. */
 void free_all_pgtables(struct mm_struct *mm);
+
+/* ---- walk_page_range() (pagewalk.c) ---- */
+struct mm_walk {
+	struct mm_struct *mm;
+	void *private;
+};
+#define WALK_SKIP_PTES 1
+struct mm_walk_ops {
+	int (*pmd_entry)(pmd_t *pmd, unsigned long addr, unsigned long next, struct mm_walk *walk);
+	int (*pte_entry)(pte_t *pte, unsigned long addr, unsigned long next, struct mm_walk *walk);
+	int (*pte_hole)(unsigned long addr, unsigned long next, struct mm_walk *walk);
+};
+int walk_page_range(struct mm_struct *mm, unsigned long start, unsigned long end,
+		    const struct mm_walk_ops *ops, void *private);
 
 /* vm_get_page_prot() - the present-entry bits for @vm_flags (RW only for shared writable). */
 uint64_t vm_get_page_prot(unsigned long vm_flags);
@@ -152,6 +187,13 @@ int split_vma(struct mm_struct *mm, struct vm_area_struct *vma, unsigned long ad
  * neighbours.  Needs mmap_lock for writing.  Return: the surviving VMA.
  */
 struct vm_area_struct *vma_try_merge_around(struct mm_struct *mm, size_t i);
+/**
+ * vma_modify_flags() - new vm_flags for [@start, @end) of @vma, splitting
+ * and merging VMAs (mprotect.c); @change_ptes rewrites entry protections.
+ * Needs mmap_lock for writing.  Return: 0 or -ENOMEM.
+ */
+int vma_modify_flags(struct mm_struct *mm, struct vm_area_struct *vma, unsigned long start,
+		     unsigned long end, unsigned long newflags, bool change_ptes);
 /** linear_page_index() - vm_pgoff-based index of @addr in @vma. */
 static inline unsigned long linear_page_index(const struct vm_area_struct *vma, unsigned long addr)
 {
@@ -219,7 +261,7 @@ void folio_remove_rmap_ptes(struct folio *folio, struct page *page, int nr);
 /** folio_remove_rmap_pmd() - drop one PMD mapping of @folio. */
 void folio_remove_rmap_pmd(struct folio *folio);
 /**
- * __folio_convert_pmd_to_ptes_rmap() - the mapcount side of a PMD split:
+ * folio_convert_pmd_to_ptes_rmap() - the mapcount side of a PMD split:
  * the entire mapping becomes one PTE mapping of each page.
  */
 void folio_convert_pmd_to_ptes_rmap(struct folio *folio);
@@ -240,19 +282,19 @@ vm_fault_t do_huge_pmd_anonymous_page(struct vm_area_struct *vma, pmd_t *pmd, un
 /** do_huge_pmd_wp_page() - write fault on a read-only PMD leaf. */
 vm_fault_t do_huge_pmd_wp_page(struct vm_area_struct *vma, pmd_t *pmd, unsigned long addr);
 /**
- * __split_huge_pmd_locked() - replace the PMD leaf at @pmd (ptl held) with a
- * PTE table mapping the same pages (zero-page PTEs for the huge zero folio).
- * @pgtable: a preallocated, zeroed PTE table that this consumes.
+ * __split_huge_pmd_locked() - replace the PMD leaf at @pmd (its ptl held)
+ * with the deposited PTE table mapping the same pages: zero-page PTEs for the
+ * huge zero folio, one PTE per page (and one folio reference each) for a THP.
  */
-void __split_huge_pmd_locked(struct vm_area_struct *vma, pmd_t *pmd, unsigned long haddr,
-			     uint64_t *pgtable);
+void __split_huge_pmd_locked(struct vm_area_struct *vma, pmd_t *pmd, unsigned long haddr);
 /**
- * split_huge_pmd() - split the PMD leaf covering @addr, if there is one.
- * Needs mmap_lock.  Return: 0 or -ENOMEM (no PTE table could be allocated).
+ * split_huge_pmd() - split the PMD leaf at @pmd (covering @addr), if it is
+ * still one.  Never fails: the PTE table was deposited with the leaf.
+ * Needs mmap_lock.
  */
-int split_huge_pmd(struct vm_area_struct *vma, pmd_t *pmd, unsigned long addr);
+void split_huge_pmd(struct vm_area_struct *vma, pmd_t *pmd, unsigned long addr);
 /** split_huge_pmd_address() - split_huge_pmd() of the PMD covering @addr in @vma. */
-int split_huge_pmd_address(struct vm_area_struct *vma, unsigned long addr);
+void split_huge_pmd_address(struct vm_area_struct *vma, unsigned long addr);
 /** zap_huge_pmd() - clear a PMD leaf (ptl taken inside) and release its folio. */
 void zap_huge_pmd(struct vm_area_struct *vma, pmd_t *pmd, unsigned long addr);
 /** mm_get_huge_zero_folio() - the huge zero folio, referenced once per mm. NULL on -ENOMEM. */

@@ -60,11 +60,13 @@ void mmdrop(struct mm_struct *mm);
  * Takes mmap_lock for writing.  Anonymous mappings whose length is a multiple
  * of 2 MiB are placed 2 MiB aligned, as Linux does for THP.
  *
+ * Unknown @prot bits are ignored, as Linux's mmap ignores them.
+ *
  * Return: the address, or -EINVAL (zero length, unaligned fixed address or
- * offset, no or both sharing types, unknown prot bits), -ENOMEM (length
+ * offset, no sharing type), -ENOMEM (length
  * overflows or no room), -EEXIST (MAP_FIXED_NOREPLACE over a mapping),
- * -EBADF (not anonymous and no file), -EOPNOTSUPP (MAP_SHARED anonymous
- * memory and MAP_HUGETLB are not built yet).
+ * -EBADF (not anonymous and no file), -EOPNOTSUPP (MAP_SHARED or
+ * MAP_SHARED_VALIDATE anonymous memory and MAP_HUGETLB are not built yet).
  */
 long mm_mmap(struct mm_struct *mm, unsigned long addr, unsigned long len,
 	     int prot, int flags, struct file *file, unsigned long off);

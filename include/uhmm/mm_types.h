@@ -73,8 +73,8 @@ struct page {
 			unsigned long compound_head; /* head | 1 */
 		};
 		struct { /* page-table pages */
-			unsigned long _pt_pad_1;
-			unsigned long _pt_pad_2;
+			struct page *pmd_huge_pte;    /* PMD table: deposited PTE tables */
+			struct page *pt_deposit_next; /* next deposited PTE table */
 			struct mm_struct *pt_mm;
 			unsigned long pt_index;    /* level of this table (1 = PTE) */
 			pthread_mutex_t *ptl;      /* split page-table lock */

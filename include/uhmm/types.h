@@ -39,8 +39,8 @@
 #define MAX_PAGE_ORDER 9
 #define NR_PAGE_ORDERS (MAX_PAGE_ORDER + 1)
 
-/** TASK_SIZE - the end of the user address space (47 bits, as x86-64). */
-#define TASK_SIZE (1UL << 47)
+/** TASK_SIZE - the end of the user address space (x86-64, 4-level paging). */
+#define TASK_SIZE ((1UL << 47) - PAGE_SIZE)
 
 #define ALIGN(x, a) (((x) + ((a) - 1)) & ~((__typeof__(x))(a) - 1))
 #define ALIGN_DOWN(x, a) ((x) & ~((__typeof__(x))(a) - 1))

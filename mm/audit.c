@@ -1,0 +1,409 @@
+// SPDX-License-Identifier: MIT
+/*
+ * mm/audit.c - uhmm_audit(): every invariant of DESIGN.md principle 7,
+ * checked by walking every mm, every table and every page of RAM.
+ *
+ * What it counts, per page of the machine: the PTEs that map it and the PMD
+ * leaves that map its folio.  What it then demands:
+ *   - free pages (in the buddy lists) are mapped by nothing;
+ *   - a folio's refcount equals its mappings (one per PTE, one per PMD),
+ *     its per-page, entire and large mapcounts equal what maps it, and a
+ *     folio that nothing maps is not allocated (a leak);
+ *   - each mapped anonymous page's mapping and index agree with the VMA
+ *     and address that map it; a writable private PTE maps an exclusive page;
+ *   - each mm's VMAs are sorted, aligned and disjoint, every entry lies in a
+ *     VMA, MM_ANONPAGES and pgtables_bytes match what its tables hold, and
+ *     each PMD leaf has a deposited PTE table;
+ *   - the zero page is reserved and mapped read-only; the huge zero folio is
+ *     referenced once per mm that used it.
+ */
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+struct audit {
+	struct uhmm_machine *machine;
+	FILE *report;
+	int violations;
+	uint8_t *state;   /* AUDIT_FREE / AUDIT_USED per page */
+	int32_t *pte_maps;/* PTEs mapping each page */
+	int32_t *pmd_maps;/* PMD leaves mapping each folio (at its head) */
+	uint8_t *table;   /* the page is a page table */
+	/* per mm being walked */
+	struct mm_struct *mm;
+	long anon_pages;
+	long tables;
+	int huge_zero_mms;
+};
+
+static void __attribute__((format(printf, 2, 3))) violation(struct audit *a, const char *fmt, ...)
+{
+	va_list ap;
+
+	a->violations++;
+	if (!a->report)
+		return;
+	fprintf(a->report, "uhmm audit: ");
+	va_start(ap, fmt);
+	vfprintf(a->report, fmt, ap);
+	va_end(ap);
+	fputc('\n', a->report);
+}
+
+/* Index of @pfn in the per-page arrays, or -1 when it is not this machine's RAM. */
+static long page_idx(struct audit *a, unsigned long pfn)
+{
+	if (pfn < a->machine->start_pfn || pfn >= a->machine->start_pfn + a->machine->nr_pages)
+		return -1;
+	return (long)(pfn - a->machine->start_pfn);
+}
+
+static bool is_huge_zero(struct audit *a, unsigned long pfn)
+{
+	struct folio *zero = a->machine->huge_zero_folio;
+
+	return zero && pfn >= folio_pfn(zero) && pfn < folio_pfn(zero) + HPAGE_PMD_NR;
+}
+
+/* A table page of the mm: mark it and check its struct page. */
+static void audit_table(struct audit *a, const void *table, int level)
+{
+	struct page *page = pt_table_page(a->mm, table);
+	long idx = page_idx(a, page_to_pfn(page));
+
+	if (idx < 0) {
+		violation(a, "mm %p: table %p outside RAM", (void *)a->mm, table);
+		return;
+	}
+	a->tables++;
+	if (a->table[idx])
+		violation(a, "mm %p: table pfn %#lx reached twice", (void *)a->mm, page_to_pfn(page));
+	a->table[idx] = 1;
+	if (!test_page_flag(page, PG_table) || page->pt_mm != a->mm ||
+	    page->pt_index != (unsigned long)level)
+		violation(a, "mm %p: table pfn %#lx has bad metadata (table %d, mm %p, level %lu/%d)",
+			  (void *)a->mm, page_to_pfn(page), test_page_flag(page, PG_table),
+			  (void *)page->pt_mm, page->pt_index, level);
+}
+
+/* Check an anonymous page mapped at @addr by @vma against its folio's rmap fields. */
+static void audit_anon_rmap(struct audit *a, struct vm_area_struct *vma, unsigned long addr,
+			    struct page *page, bool writable)
+{
+	struct folio *folio = page_folio(page);
+	unsigned long want_index = linear_page_index(vma, addr);
+
+	if (!folio_test_anon(folio))
+		return;
+	if ((void *)((unsigned long)folio->mapping & ~PAGE_MAPPING_ANON) != (void *)vma->anon_vma)
+		violation(a, "mm %p addr %#lx: folio %#lx anon_vma %p, VMA has %p", (void *)a->mm,
+			  addr, folio_pfn(folio), folio->mapping, (void *)vma->anon_vma);
+	if (folio->index + (unsigned long)(page - folio_head(folio)) != want_index)
+		violation(a, "mm %p addr %#lx: page index %#lx, VMA says %#lx", (void *)a->mm, addr,
+			  folio->index + (unsigned long)(page - folio_head(folio)), want_index);
+	if (writable && !(vma->vm_flags & VM_SHARED) && !PageAnonExclusive(page))
+		violation(a, "mm %p addr %#lx: writable PTE maps a non-exclusive anon page",
+			  (void *)a->mm, addr);
+}
+
+static void audit_pte(struct audit *a, struct vm_area_struct *vma, unsigned long addr, pte_t pte)
+{
+	unsigned long pfn;
+	long idx;
+
+	if (!pte_present(pte)) {
+		violation(a, "mm %p addr %#lx: non-present PTE %#llx (no subsystem installs one yet)",
+			  (void *)a->mm, addr, (unsigned long long)pte_val(pte));
+		return;
+	}
+	pfn = pte_pfn(pte);
+	if (pfn == a->machine->zero_pfn || is_huge_zero(a, pfn)) {
+		if (pte_write(pte))
+			violation(a, "mm %p addr %#lx: writable zero-page PTE", (void *)a->mm, addr);
+		return;
+	}
+	idx = page_idx(a, pfn);
+	if (idx < 0) {
+		violation(a, "mm %p addr %#lx: PTE maps pfn %#lx outside RAM", (void *)a->mm, addr, pfn);
+		return;
+	}
+	a->pte_maps[idx]++;
+	if (folio_test_anon(page_folio(pfn_to_page(pfn))))
+		a->anon_pages++;
+	audit_anon_rmap(a, vma, addr, pfn_to_page(pfn), pte_write(pte));
+}
+
+static void audit_pmd_leaf(struct audit *a, struct vm_area_struct *vma, unsigned long addr,
+			   pmd_t pmd)
+{
+	unsigned long pfn = pmd_pfn(pmd);
+	struct folio *folio;
+	long idx;
+
+	if (is_huge_zero(a, pfn)) {
+		if (pmd_write(pmd) || pfn != folio_pfn(a->machine->huge_zero_folio))
+			violation(a, "mm %p addr %#lx: bad huge zero PMD", (void *)a->mm, addr);
+		return;
+	}
+	idx = page_idx(a, pfn);
+	if (idx < 0 || !IS_ALIGNED(addr, PMD_SIZE)) {
+		violation(a, "mm %p addr %#lx: PMD maps pfn %#lx", (void *)a->mm, addr, pfn);
+		return;
+	}
+	folio = page_folio(pfn_to_page(pfn));
+	if (folio_head(folio) != pfn_to_page(pfn) || folio_order(folio) != HPAGE_PMD_ORDER) {
+		violation(a, "mm %p addr %#lx: PMD maps pfn %#lx, not the head of a PMD-sized folio",
+			  (void *)a->mm, addr, pfn);
+		return;
+	}
+	a->pmd_maps[idx]++;
+	if (folio_test_anon(folio))
+		a->anon_pages += HPAGE_PMD_NR;
+	audit_anon_rmap(a, vma, addr, folio_head(folio), pmd_write(pmd));
+}
+
+static void audit_pte_table(struct audit *a, uint64_t *table, unsigned long base)
+{
+	audit_table(a, table, PT_LEVEL_PTE);
+	for (int i = 0; i < PTRS_PER_PTE; i++) {
+		unsigned long addr = base + ((unsigned long)i << PAGE_SHIFT);
+		struct vm_area_struct *vma;
+
+		if (!table[i])
+			continue;
+		vma = vma_lookup(a->mm, addr);
+		if (!vma) {
+			violation(a, "mm %p: PTE %#llx at %#lx outside any VMA", (void *)a->mm,
+				  (unsigned long long)table[i], addr);
+			continue;
+		}
+		audit_pte(a, vma, addr, __pte(table[i]));
+	}
+}
+
+static void audit_pmd_table(struct audit *a, uint64_t *table, unsigned long base)
+{
+	struct page *tpage = pt_table_page(a->mm, table);
+	long leaves = 0, deposited = 0;
+
+	audit_table(a, table, PT_LEVEL_PMD);
+	for (int i = 0; i < PTRS_PER_PMD; i++) {
+		unsigned long addr = base + ((unsigned long)i << PMD_SHIFT);
+		pmd_t pmd = __pmd(table[i]);
+		struct vm_area_struct *vma;
+
+		if (pmd_none(pmd))
+			continue;
+		if (!pmd_leaf(pmd) && !is_swap_pmd(pmd)) {
+			audit_pte_table(a, pt_entry_table(a->mm, pmd_val(pmd)), addr);
+			continue;
+		}
+		leaves++;
+		vma = vma_lookup(a->mm, addr);
+		if (!vma || vma->vm_end < addr + PMD_SIZE) {
+			violation(a, "mm %p: PMD leaf at %#lx not inside one VMA", (void *)a->mm, addr);
+			continue;
+		}
+		if (is_swap_pmd(pmd))
+			violation(a, "mm %p addr %#lx: PMD swap entry (no subsystem installs one yet)",
+				  (void *)a->mm, addr);
+		else
+			audit_pmd_leaf(a, vma, addr, pmd);
+	}
+	for (struct page *dep = tpage->pmd_huge_pte; dep; dep = dep->pt_deposit_next) {
+		deposited++;
+		audit_table(a, page_address(dep), PT_LEVEL_PTE);
+		const uint64_t *entries = page_address(dep);
+
+		for (int i = 0; i < PTRS_PER_PTE; i++)
+			if (entries[i]) {
+				violation(a, "mm %p: a deposited PTE table is not empty", (void *)a->mm);
+				break;
+			}
+	}
+	if (leaves != deposited)
+		violation(a, "mm %p: PMD table at %#lx has %ld leaves but %ld deposited tables",
+			  (void *)a->mm, base, leaves, deposited);
+}
+
+static void audit_mm(struct audit *a, struct mm_struct *mm)
+{
+	long want_tables;
+
+	a->mm = mm;
+	a->anon_pages = 0;
+	a->tables = 0;
+	for (size_t i = 0; i < mm->mm_mt.nr; i++) {
+		struct vm_area_struct *vma = mm->mm_mt.vmas[i];
+
+		if (vma->vm_start >= vma->vm_end || !IS_ALIGNED(vma->vm_start, PAGE_SIZE) ||
+		    !IS_ALIGNED(vma->vm_end, PAGE_SIZE) || vma->vm_end > TASK_SIZE ||
+		    (i && mm->mm_mt.vmas[i - 1]->vm_end > vma->vm_start) || vma->vm_mm != mm)
+			violation(a, "mm %p: bad VMA %#lx-%#lx", (void *)mm, vma->vm_start, vma->vm_end);
+	}
+	if (!mm->pgd) {
+		violation(a, "mm %p: no PGD", (void *)mm);
+		return;
+	}
+	audit_table(a, mm->pgd, PT_LEVEL_PGD);
+	for (unsigned long g = 0; g < PTRS_PER_PGD; g++) {
+		uint64_t *pud;
+
+		if (!mm->pgd[g])
+			continue;
+		pud = pt_entry_table(mm, mm->pgd[g]);
+		audit_table(a, pud, PT_LEVEL_PUD);
+		for (unsigned long u = 0; u < PTRS_PER_PUD; u++)
+			if (pud[u])
+				audit_pmd_table(a, pt_entry_table(mm, pud[u]),
+						(g << PGDIR_SHIFT) | (u << PUD_SHIFT));
+	}
+	if (a->anon_pages != atomic_load(&mm->rss_stat[MM_ANONPAGES]))
+		violation(a, "mm %p: MM_ANONPAGES is %ld, tables map %ld anon pages", (void *)mm,
+			  atomic_load(&mm->rss_stat[MM_ANONPAGES]), a->anon_pages);
+	want_tables = atomic_load(&mm->pgtables_bytes) / (long)PAGE_SIZE;
+	if (a->tables != want_tables)
+		violation(a, "mm %p: pgtables_bytes counts %ld tables, %ld found", (void *)mm,
+			  want_tables, a->tables);
+	if (atomic_load(&mm->flags) & (1UL << MMF_HUGE_ZERO_PAGE))
+		a->huge_zero_mms++;
+}
+
+/* Check one allocated folio starting at page index @idx; return its page count. */
+static unsigned long audit_folio(struct audit *a, long idx)
+{
+	struct page *head = pfn_to_page(a->machine->start_pfn + (unsigned long)idx);
+	struct folio *folio = (struct folio *)(void *)head;
+	unsigned long nr = folio_nr_pages(folio);
+	long pte_sum = 0, pages_mapped = 0;
+	int pmds = a->pmd_maps[idx];
+	int refs = folio_ref_count(folio);
+
+	if ((unsigned long)idx + nr > a->machine->nr_pages) {
+		violation(a, "folio %#lx runs past the end of RAM", folio_pfn(folio));
+		return 1;
+	}
+	for (unsigned long i = 0; i < nr; i++) {
+		struct page *page = folio_page(folio, i);
+		int maps = a->pte_maps[idx + (long)i];
+
+		if (a->state[idx + (long)i] == AUDIT_FREE)
+			violation(a, "pfn %#lx is free but part of folio %#lx", page_to_pfn(page),
+				  folio_pfn(folio));
+		if (i && (page_folio(page) != folio || page_ref_count(page)))
+			violation(a, "pfn %#lx: bad tail of folio %#lx", page_to_pfn(page),
+				  folio_pfn(folio));
+		if (i && a->pmd_maps[idx + (long)i])
+			violation(a, "pfn %#lx: PMD maps a tail page", page_to_pfn(page));
+		if (atomic_load(&page->_mapcount) + 1 != maps)
+			violation(a, "pfn %#lx: _mapcount %d but %d PTEs map it", page_to_pfn(page),
+				  atomic_load(&page->_mapcount), maps);
+		pte_sum += maps;
+		pages_mapped += maps > 0;
+	}
+	if (folio_test_large(folio)) {
+		if (folio_entire_mapcount(folio) != pmds)
+			violation(a, "folio %#lx: entire mapcount %d but %d PMDs map it",
+				  folio_pfn(folio), folio_entire_mapcount(folio), pmds);
+		if (folio_mapcount(folio) != pte_sum + pmds)
+			violation(a, "folio %#lx: large mapcount %d but %ld mappings", folio_pfn(folio),
+				  folio_mapcount(folio), pte_sum + pmds);
+		if (atomic_load(&folio->_nr_pages_mapped) != pages_mapped)
+			violation(a, "folio %#lx: nr_pages_mapped %d but %ld pages are PTE-mapped",
+				  folio_pfn(folio), atomic_load(&folio->_nr_pages_mapped), pages_mapped);
+	} else if (pmds) {
+		violation(a, "pfn %#lx: a PMD maps an order-0 page", folio_pfn(folio));
+	}
+	if (pte_sum + pmds == 0)
+		violation(a, "folio %#lx (order %u, refcount %d, flags %#lx) is allocated but "
+			  "nothing maps it: leaked", folio_pfn(folio), folio_order(folio), refs,
+			  folio->flags);
+	else if (refs != pte_sum + pmds)
+		violation(a, "folio %#lx: refcount %d but %ld mappings hold references",
+			  folio_pfn(folio), refs, pte_sum + pmds);
+	return nr;
+}
+
+int uhmm_audit(struct uhmm_machine *machine, FILE *report)
+{
+	struct audit a = { .machine = machine, .report = report };
+	unsigned long nr = machine->nr_pages;
+	struct mm_struct *mm;
+
+	a.state = calloc(nr, 1);
+	a.table = calloc(nr, 1);
+	a.pte_maps = calloc(nr, sizeof(*a.pte_maps));
+	a.pmd_maps = calloc(nr, sizeof(*a.pmd_maps));
+	if (!a.state || !a.table || !a.pte_maps || !a.pmd_maps) {
+		violation(&a, "out of host memory for the audit");
+		goto out;
+	}
+	a.violations += page_alloc_mark_free(machine, a.state, report);
+
+	pthread_mutex_lock(&machine->mms_lock);
+	list_for_each_entry(mm, &machine->mms, mmlist) {
+		pthread_rwlock_rdlock(&mm->mmap_lock);
+		audit_mm(&a, mm);
+		pthread_rwlock_unlock(&mm->mmap_lock);
+	}
+	pthread_mutex_unlock(&machine->mms_lock);
+
+	pthread_mutex_lock(&machine->huge_zero_lock);
+	if (machine->huge_zero_folio) {
+		struct folio *zero = machine->huge_zero_folio;
+
+		if (folio_ref_count(zero) != machine->huge_zero_users ||
+		    machine->huge_zero_users != a.huge_zero_mms)
+			violation(&a, "huge zero folio: refcount %d, %d users, %d mms use it",
+				  folio_ref_count(zero), machine->huge_zero_users, a.huge_zero_mms);
+	} else if (a.huge_zero_mms || machine->huge_zero_users) {
+		violation(&a, "%d mms hold the huge zero folio, which does not exist",
+			  a.huge_zero_mms);
+	}
+	pthread_mutex_unlock(&machine->huge_zero_lock);
+
+	for (long idx = 0; idx < (long)nr;) {
+		unsigned long pfn = machine->start_pfn + (unsigned long)idx;
+		struct page *page = pfn_to_page(pfn);
+
+		if (a.state[idx] == AUDIT_FREE) {
+			if (a.pte_maps[idx] || a.pmd_maps[idx])
+				violation(&a, "pfn %#lx is free but mapped", pfn);
+			idx++;
+			continue;
+		}
+		if (a.table[idx]) {
+			idx++;
+			continue;
+		}
+		if (pfn == machine->zero_pfn) {
+			if (!test_page_flag(page, PG_reserved) || page_ref_count(page) != 1)
+				violation(&a, "the zero page lost its reservation or reference");
+			idx++;
+			continue;
+		}
+		if (is_huge_zero(&a, pfn)) {
+			idx += HPAGE_PMD_NR;
+			continue;
+		}
+		if (test_page_flag(page, PG_table)) {
+			violation(&a, "pfn %#lx is a page table that no mm reaches", pfn);
+			idx++;
+			continue;
+		}
+		if (PageTail(page)) {
+			violation(&a, "pfn %#lx is a tail page without its head", pfn);
+			idx++;
+			continue;
+		}
+		idx += (long)audit_folio(&a, idx);
+	}
+out:
+	free(a.state);
+	free(a.table);
+	free(a.pte_maps);
+	free(a.pmd_maps);
+	return a.violations;
+}

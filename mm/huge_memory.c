@@ -1,0 +1,301 @@
+// SPDX-License-Identifier: MIT
+/*
+ * mm/huge_memory.c - transparent huge pages: PMD-sized anonymous folios on
+ * fault, the huge zero folio, write-protect faults on PMD leaves, PMD split
+ * and zap.
+ *
+ * Every PMD leaf is installed together with a deposited PTE table (see
+ * pgtable_trans_huge_deposit()), so splitting a PMD never allocates and
+ * never fails, as in Linux.
+ */
+#include "internal.h"
+
+/**
+ * thp_vma_allowable() - may a PMD-sized anonymous folio map @haddr in @vma?
+ * @vma: the VMA; mmap_lock held.
+ * @haddr: PMD-aligned address.
+ * @enforce_sysfs: honour transparent_hugepage/enabled (MADV_COLLAPSE does not).
+ *
+ * Return: true when the 2 MiB range fits inside the VMA, its pgoff is
+ * PMD-aligned relative to the address, VM_NOHUGEPAGE is clear and (with
+ * @enforce_sysfs) the THP mode allows it.
+ */
+bool thp_vma_allowable(struct vm_area_struct *vma, unsigned long haddr, bool enforce_sysfs)
+{
+	enum thp_mode mode;
+
+	if (!vma_is_anonymous(vma) || (vma->vm_flags & (VM_NOHUGEPAGE | VM_HUGETLB)))
+		return false;
+	if (haddr < vma->vm_start || haddr + PMD_SIZE > vma->vm_end || haddr + PMD_SIZE < haddr)
+		return false;
+	if (!IS_ALIGNED((vma->vm_start >> PAGE_SHIFT) - vma->vm_pgoff, HPAGE_PMD_NR))
+		return false;
+	if (!enforce_sysfs)
+		return true;
+	mode = atomic_load(&vma->vm_mm->machine->thp_enabled);
+	return mode == THP_ALWAYS || (mode == THP_MADVISE && (vma->vm_flags & VM_HUGEPAGE));
+}
+
+/* ---- the huge zero folio ---- */
+
+struct folio *mm_get_huge_zero_folio(struct mm_struct *mm)
+{
+	struct uhmm_machine *machine = mm->machine;
+	struct folio *folio;
+
+	if (atomic_load(&mm->flags) & (1UL << MMF_HUGE_ZERO_PAGE))
+		return __atomic_load_n(&machine->huge_zero_folio, __ATOMIC_ACQUIRE);
+	pthread_mutex_lock(&machine->huge_zero_lock);
+	folio = machine->huge_zero_folio;
+	if (atomic_load(&mm->flags) & (1UL << MMF_HUGE_ZERO_PAGE))
+		goto out;
+	if (!folio) {
+		folio = folio_alloc(machine, GFP_TRANSHUGE | __GFP_ZERO, HPAGE_PMD_ORDER);
+		if (!folio)
+			goto out;
+		folio_set_zero(folio);
+		__atomic_store_n(&machine->huge_zero_folio, folio, __ATOMIC_RELEASE);
+	} else {
+		folio_get(folio);
+	}
+	machine->huge_zero_users++;
+	atomic_fetch_or(&mm->flags, 1UL << MMF_HUGE_ZERO_PAGE);
+out:
+	pthread_mutex_unlock(&machine->huge_zero_lock);
+	return folio;
+}
+
+/*
+ * mm_put_huge_zero_folio() - drop @mm's reference.  The last user frees the
+ * folio at once: Linux leaves that to a shrinker, uhmm wants every page free
+ * after the last mmput().
+ */
+void mm_put_huge_zero_folio(struct mm_struct *mm)
+{
+	struct uhmm_machine *machine = mm->machine;
+	struct folio *folio;
+
+	if (!(atomic_load(&mm->flags) & (1UL << MMF_HUGE_ZERO_PAGE)))
+		return;
+	pthread_mutex_lock(&machine->huge_zero_lock);
+	atomic_fetch_and(&mm->flags, ~(1UL << MMF_HUGE_ZERO_PAGE));
+	folio = machine->huge_zero_folio;
+	if (--machine->huge_zero_users == 0) {
+		__atomic_store_n(&machine->huge_zero_folio, NULL, __ATOMIC_RELEASE);
+		folio_clear_zero(folio);
+	}
+	folio_put(folio);
+	pthread_mutex_unlock(&machine->huge_zero_lock);
+}
+
+static bool is_huge_zero_pmd(struct mm_struct *mm, pmd_t pmd)
+{
+	struct folio *zero = __atomic_load_n(&mm->machine->huge_zero_folio, __ATOMIC_ACQUIRE);
+
+	return zero && pmd_pfn(pmd) == folio_pfn(zero);
+}
+
+/* ---- faults ---- */
+
+/**
+ * do_huge_pmd_anonymous_page() - fault on an empty PMD where a THP may go.
+ * @vma: the VMA; mmap_lock held for reading.
+ * @pmd: the empty PMD slot.
+ * @addr: the faulting address.
+ * @flags: FAULT_FLAG_WRITE for a write.
+ *
+ * A read maps the huge zero folio (when enabled); a write maps a new zeroed
+ * PMD-sized folio.
+ *
+ * Return: 0 (mapped, or a racing fault filled the PMD), VM_FAULT_FALLBACK
+ * when no large folio could be had (map 4 KiB pages instead), VM_FAULT_OOM
+ * when not even the deposit table could be allocated.
+ */
+vm_fault_t do_huge_pmd_anonymous_page(struct vm_area_struct *vma, pmd_t *pmd, unsigned long addr,
+				      unsigned int flags)
+{
+	struct mm_struct *mm = vma->vm_mm;
+	unsigned long haddr = addr & PMD_MASK;
+	uint64_t prot = vm_get_page_prot(vma->vm_flags);
+	struct folio *folio;
+	pthread_mutex_t *ptl;
+	uint64_t *pgtable;
+	pmd_t entry;
+
+	if (!(flags & FAULT_FLAG_WRITE) && mm->machine->huge_zero_enabled) {
+		folio = mm_get_huge_zero_folio(mm);
+		if (!folio)
+			return VM_FAULT_FALLBACK;
+		pgtable = pt_alloc_table(mm, PT_LEVEL_PTE);
+		if (!pgtable)
+			return VM_FAULT_OOM;
+		entry = __pmd(pmd_val(pfn_pmd(folio_pfn(folio), prot & ~_PAGE_RW)) | _PAGE_SPECIAL);
+		ptl = pmd_lock(mm, pmd);
+		if (pmd_none(pmdp_get(pmd))) {
+			pgtable_trans_huge_deposit(mm, pmd, pgtable);
+			set_pmd(pmd, entry);
+			pgtable = NULL;
+		}
+		spin_unlock(ptl);
+		if (pgtable)
+			pt_free_table(mm, pgtable);
+		return 0;
+	}
+	if (anon_vma_prepare(vma))
+		return VM_FAULT_OOM;
+	folio = folio_alloc(mm->machine, GFP_TRANSHUGE | __GFP_ZERO, HPAGE_PMD_ORDER);
+	if (!folio)
+		return VM_FAULT_FALLBACK;
+	pgtable = pt_alloc_table(mm, PT_LEVEL_PTE);
+	if (!pgtable) {
+		folio_put(folio);
+		return VM_FAULT_OOM;
+	}
+	entry = pmd_mkyoung(pmd_mkdirty(pmd_mkwrite(pfn_pmd(folio_pfn(folio), prot))));
+	ptl = pmd_lock(mm, pmd);
+	if (!pmd_none(pmdp_get(pmd))) {
+		spin_unlock(ptl);
+		folio_put(folio);
+		pt_free_table(mm, pgtable);
+		return 0;
+	}
+	folio_add_new_anon_rmap(folio, vma, haddr, true);
+	add_mm_counter(mm, MM_ANONPAGES, HPAGE_PMD_NR);
+	pgtable_trans_huge_deposit(mm, pmd, pgtable);
+	set_pmd(pmd, entry);
+	spin_unlock(ptl);
+	return 0;
+}
+
+/**
+ * do_huge_pmd_wp_page() - write fault on a read-only PMD leaf.
+ * @vma: the VMA (writable); mmap_lock held for reading.
+ * @pmd: the PMD slot.
+ * @addr: the faulting address.
+ *
+ * An exclusive THP is made writable in place.  The huge zero folio, and a
+ * THP that others may still map, are split into PTEs and the fault falls
+ * back to the PTE level, as Linux does.
+ *
+ * Return: 0, or VM_FAULT_FALLBACK after splitting.
+ */
+vm_fault_t do_huge_pmd_wp_page(struct vm_area_struct *vma, pmd_t *pmd, unsigned long addr)
+{
+	struct mm_struct *mm = vma->vm_mm;
+	pthread_mutex_t *ptl = pmd_lock(mm, pmd);
+	pmd_t val = pmdp_get(pmd);
+	struct folio *folio;
+	bool reuse = false;
+
+	if (!pmd_leaf(val) || pmd_write(val)) {
+		spin_unlock(ptl);
+		return 0; /* changed meanwhile: walk again */
+	}
+	if (!is_huge_zero_pmd(mm, val)) {
+		folio = page_folio(pfn_to_page(pmd_pfn(val)));
+		if (PageAnonExclusive(folio_head(folio))) {
+			reuse = true;
+		} else if (folio_ref_count(folio) == 1 && folio_mapcount(folio) == 1 &&
+			   folio_trylock(folio)) {
+			if (folio_ref_count(folio) == 1 && folio_mapcount(folio) == 1) {
+				for (unsigned long i = 0; i < folio_nr_pages(folio); i++)
+					SetPageAnonExclusive(folio_page(folio, i));
+				reuse = true;
+			}
+			folio_unlock(folio);
+		}
+	}
+	if (reuse) {
+		set_pmd(pmd, pmd_mkyoung(pmd_mkdirty(pmd_mkwrite(val))));
+		spin_unlock(ptl);
+		return 0;
+	}
+	__split_huge_pmd_locked(vma, pmd, addr & PMD_MASK);
+	spin_unlock(ptl);
+	return VM_FAULT_FALLBACK;
+}
+
+/* ---- split and zap ---- */
+
+void __split_huge_pmd_locked(struct vm_area_struct *vma, pmd_t *pmd, unsigned long haddr)
+{
+	struct mm_struct *mm = vma->vm_mm;
+	pmd_t old = pmdp_get(pmd);
+	uint64_t *pgtable = pgtable_trans_huge_withdraw(mm, pmd);
+	pte_t *ptes = (pte_t *)pgtable;
+	uint64_t keep;
+
+	(void)haddr;
+	if (!pgtable) {
+		uhmm_warn("split_huge_pmd: no deposited table");
+		return;
+	}
+	/* The PTEs inherit the PMD's protection, dirty and young bits. */
+	keep = pmd_val(old) & ~(PTE_PFN_MASK | _PAGE_PSE);
+	if (is_huge_zero_pmd(mm, old)) {
+		uint64_t zero = ((uint64_t)mm->machine->zero_pfn << PAGE_SHIFT) | keep | _PAGE_SPECIAL;
+
+		for (int i = 0; i < PTRS_PER_PTE; i++)
+			set_pte(&ptes[i], __pte(zero & ~(uint64_t)_PAGE_RW));
+	} else {
+		struct folio *folio = page_folio(pfn_to_page(pmd_pfn(old)));
+
+		for (int i = 0; i < PTRS_PER_PTE; i++)
+			set_pte(&ptes[i], pfn_pte(pmd_pfn(old) + (unsigned long)i, keep));
+		/* One reference and one mapcount per PTE instead of one for the PMD. */
+		folio_ref_add(folio, HPAGE_PMD_NR - 1);
+		folio_convert_pmd_to_ptes_rmap(folio);
+	}
+	set_pmd(pmd, __pmd(((uint64_t)page_to_pfn(pt_table_page(mm, pgtable)) << PAGE_SHIFT) |
+			   _PAGE_TABLE));
+}
+
+void split_huge_pmd(struct vm_area_struct *vma, pmd_t *pmd, unsigned long addr)
+{
+	pthread_mutex_t *ptl = pmd_lock(vma->vm_mm, pmd);
+
+	if (pmd_leaf(pmdp_get(pmd)))
+		__split_huge_pmd_locked(vma, pmd, addr & PMD_MASK);
+	spin_unlock(ptl);
+}
+
+void split_huge_pmd_address(struct vm_area_struct *vma, unsigned long addr)
+{
+	pmd_t *pmd = pmd_off(vma->vm_mm, addr);
+
+	if (pmd && pmd_leaf(pmdp_get(pmd)))
+		split_huge_pmd(vma, pmd, addr);
+}
+
+void zap_huge_pmd(struct vm_area_struct *vma, pmd_t *pmd, unsigned long addr)
+{
+	struct mm_struct *mm = vma->vm_mm;
+	pthread_mutex_t *ptl = pmd_lock(mm, pmd);
+	pmd_t old = pmdp_get(pmd);
+	struct folio *folio = NULL;
+
+	(void)addr;
+	if (!pmd_leaf(old)) {
+		spin_unlock(ptl);
+		return;
+	}
+	pmdp_get_and_clear(pmd);
+	pt_free_table(mm, pgtable_trans_huge_withdraw(mm, pmd));
+	if (!is_huge_zero_pmd(mm, old)) {
+		folio = page_folio(pfn_to_page(pmd_pfn(old)));
+		folio_remove_rmap_pmd(folio);
+		add_mm_counter(mm, MM_ANONPAGES, -(long)HPAGE_PMD_NR);
+	}
+	spin_unlock(ptl);
+	if (folio)
+		folio_put(folio);
+}
+
+/**
+ * is_huge_zero_folio() - @folio is some machine's huge zero folio.
+ * Return: true for a large folio flagged PG_zero.
+ */
+bool is_huge_zero_folio(const struct folio *folio)
+{
+	return folio_test_large(folio) && folio_test_zero(folio);
+}

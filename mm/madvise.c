@@ -1,0 +1,323 @@
+// SPDX-License-Identifier: MIT
+/*
+ * mm/madvise.c - madvise(2): walking the VMAs of a range with Linux's
+ * rules (holes give -ENOMEM after the mapped parts are advised), flag
+ * advice that splits and merges VMAs, MADV_DONTNEED, MADV_FREE,
+ * MADV_POPULATE_(READ|WRITE) and MADV_COLLAPSE.
+ */
+#include "internal.h"
+
+#ifndef MADV_DONTNEED_LOCKED
+#define MADV_DONTNEED_LOCKED 24
+#endif
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+#ifndef MADV_COLD
+#define MADV_COLD 20
+#endif
+#ifndef MADV_PAGEOUT
+#define MADV_PAGEOUT 21
+#endif
+#ifndef MADV_WIPEONFORK
+#define MADV_WIPEONFORK 18
+#endif
+#ifndef MADV_KEEPONFORK
+#define MADV_KEEPONFORK 19
+#endif
+
+/* vm_flags that only advice sets (Linux's values). */
+#define VM_SEQ_READ 0x00008000UL
+#define VM_RAND_READ 0x00010000UL
+#define VM_WIPEONFORK 0x02000000UL
+#define VM_DONTDUMP 0x04000000UL
+
+/* madvise_behavior_valid() for what this kernel is configured with (no KSM). */
+static bool madvise_behavior_valid(int behavior)
+{
+	switch (behavior) {
+	case MADV_NORMAL:
+	case MADV_RANDOM:
+	case MADV_SEQUENTIAL:
+	case MADV_WILLNEED:
+	case MADV_DONTNEED:
+	case MADV_DONTNEED_LOCKED:
+	case MADV_FREE:
+	case MADV_REMOVE:
+	case MADV_DONTFORK:
+	case MADV_DOFORK:
+	case MADV_HUGEPAGE:
+	case MADV_NOHUGEPAGE:
+	case MADV_DONTDUMP:
+	case MADV_DODUMP:
+	case MADV_WIPEONFORK:
+	case MADV_KEEPONFORK:
+	case MADV_COLD:
+	case MADV_PAGEOUT:
+	case MADV_POPULATE_READ:
+	case MADV_POPULATE_WRITE:
+	case MADV_COLLAPSE:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/* Advice that changes VMAs, taken under mmap_lock held for writing. */
+static bool madvise_need_mmap_write(int behavior)
+{
+	switch (behavior) {
+	case MADV_WILLNEED:
+	case MADV_DONTNEED:
+	case MADV_DONTNEED_LOCKED:
+	case MADV_FREE:
+	case MADV_REMOVE:
+	case MADV_COLD:
+	case MADV_PAGEOUT:
+	case MADV_POPULATE_READ:
+	case MADV_POPULATE_WRITE:
+		return false;
+	default:
+		return true;
+	}
+}
+
+/* ---- MADV_FREE ---- */
+
+/* Mark the page at @pte lazily freeable if its folio is ours alone. */
+static void madvise_free_pte(struct mm_struct *mm, pte_t *pte, unsigned long addr,
+			     unsigned long start, unsigned long end)
+{
+	pte_t entry = ptep_get(pte);
+	struct page *page;
+	struct folio *folio;
+
+	if (!pte_present(entry) || pte_pfn(entry) == mm->machine->zero_pfn)
+		return;
+	page = pfn_to_page(pte_pfn(entry));
+	folio = page_folio(page);
+	if (!folio_test_anon(folio))
+		return;
+	if (folio_test_large(folio)) {
+		/*
+		 * Linux splits a large folio the range covers only in part
+		 * and skips it when the split fails; uhmm cannot split a
+		 * mapped folio yet, so it skips it.  A folio wholly inside
+		 * the range and mapped once per page is freed whole.
+		 */
+		unsigned long fstart = addr - (unsigned long)(page - folio_head(folio)) * PAGE_SIZE;
+
+		if (fstart < start || fstart + folio_size(folio) > end ||
+		    folio_mapcount(folio) != (int)folio_nr_pages(folio) ||
+		    folio_entire_mapcount(folio))
+			return;
+	} else if (folio_mapcount(folio) != 1) {
+		return;
+	}
+	set_pte(pte, pte_mkold(pte_mkclean(entry)));
+	folio_clear_dirty(folio);
+	folio_mark_lazyfree(folio);
+}
+
+static void madvise_free_range(struct vm_area_struct *vma, unsigned long start, unsigned long end)
+{
+	struct mm_struct *mm = vma->vm_mm;
+
+	for (unsigned long addr = start; addr < end;) {
+		unsigned long next = ALIGN_DOWN(addr, PMD_SIZE) + PMD_SIZE;
+		pmd_t *pmd = pmd_off(mm, addr);
+		pthread_mutex_t *ptl;
+		pmd_t val;
+		pte_t *pte;
+
+		if (next > end)
+			next = end;
+		if (!pmd) {
+			next = ALIGN_DOWN(addr, PUD_SIZE) + PUD_SIZE;
+			addr = next > end ? end : next;
+			continue;
+		}
+		val = pmdp_get(pmd);
+		if (pmd_leaf(val)) {
+			struct folio *zero = mm->machine->huge_zero_folio;
+
+			if (zero && pmd_pfn(val) == folio_pfn(zero)) {
+				addr = next;
+				continue;
+			}
+			if (next - addr == PMD_SIZE) {
+				/* madvise_free_huge_pmd(): the whole folio, if mapped once. */
+				ptl = pmd_lock(mm, pmd);
+				val = pmdp_get(pmd);
+				if (pmd_leaf(val)) {
+					struct folio *folio = page_folio(pfn_to_page(pmd_pfn(val)));
+
+					if (folio_mapcount(folio) == 1) {
+						set_pmd(pmd, pmd_mkold(pmd_mkclean(val)));
+						folio_clear_dirty(folio);
+						folio_mark_lazyfree(folio);
+					}
+				}
+				spin_unlock(ptl);
+				addr = next;
+				continue;
+			}
+			split_huge_pmd(vma, pmd, addr);
+		}
+		pte = pte_offset_map_lock(mm, pmd, addr, &ptl);
+		if (pte) {
+			for (; addr < next; addr += PAGE_SIZE, pte++)
+				madvise_free_pte(mm, pte, addr, start, end);
+			spin_unlock(ptl);
+		}
+		addr = next;
+	}
+}
+
+/* ---- MADV_POPULATE ---- */
+
+static int madvise_populate(struct vm_area_struct *vma, unsigned long start, unsigned long end,
+			    bool write)
+{
+	if (vma->vm_flags & (VM_PFNMAP | VM_IO))
+		return -EINVAL;
+	for (unsigned long addr = start; addr < end;) {
+		vm_fault_t ret = handle_mm_fault(vma, addr, write ? FAULT_FLAG_WRITE : 0);
+
+		if (ret & VM_FAULT_RETRY)
+			continue;
+		if (ret & VM_FAULT_ERROR)
+			return vm_fault_to_errno(ret);
+		addr += PAGE_SIZE;
+	}
+	return 0;
+}
+
+/* ---- one VMA ---- */
+
+static int madvise_vma(struct mm_struct *mm, struct vm_area_struct *vma, unsigned long start,
+		       unsigned long end, int behavior)
+{
+	unsigned long flags = vma->vm_flags;
+
+	switch (behavior) {
+	case MADV_DONTNEED:
+	case MADV_DONTNEED_LOCKED:
+		if (flags & (VM_PFNMAP | VM_HUGETLB) ||
+		    ((flags & VM_LOCKED) && behavior == MADV_DONTNEED))
+			return -EINVAL;
+		zap_page_range(vma, start, end);
+		return 0;
+	case MADV_FREE:
+		if (!vma_is_anonymous(vma) || (flags & (VM_LOCKED | VM_PFNMAP | VM_HUGETLB)))
+			return -EINVAL;
+		madvise_free_range(vma, start, end);
+		return 0;
+	case MADV_REMOVE:
+		/* Only shared file mappings can punch holes. */
+		return -EINVAL;
+	case MADV_WILLNEED:
+	case MADV_COLD:
+	case MADV_PAGEOUT:
+		/* Nothing to read ahead or reclaim into: there is no swap yet. */
+		return 0;
+	case MADV_POPULATE_READ:
+	case MADV_POPULATE_WRITE:
+		return madvise_populate(vma, start, end, behavior == MADV_POPULATE_WRITE);
+	case MADV_COLLAPSE:
+		return madvise_collapse(vma, start, end);
+	case MADV_NORMAL:
+		flags &= ~(VM_RAND_READ | VM_SEQ_READ);
+		break;
+	case MADV_RANDOM:
+		flags = (flags & ~VM_SEQ_READ) | VM_RAND_READ;
+		break;
+	case MADV_SEQUENTIAL:
+		flags = (flags & ~VM_RAND_READ) | VM_SEQ_READ;
+		break;
+	case MADV_DONTFORK:
+		flags |= VM_DONTCOPY;
+		break;
+	case MADV_DOFORK:
+		if (flags & VM_IO)
+			return -EINVAL;
+		flags &= ~VM_DONTCOPY;
+		break;
+	case MADV_WIPEONFORK:
+		if (vma->vm_file || (flags & VM_SHARED))
+			return -EINVAL;
+		flags |= VM_WIPEONFORK;
+		break;
+	case MADV_KEEPONFORK:
+		flags &= ~VM_WIPEONFORK;
+		break;
+	case MADV_DONTDUMP:
+		flags |= VM_DONTDUMP;
+		break;
+	case MADV_DODUMP:
+		flags &= ~VM_DONTDUMP;
+		break;
+	case MADV_HUGEPAGE:
+		flags = (flags & ~VM_NOHUGEPAGE) | VM_HUGEPAGE;
+		break;
+	case MADV_NOHUGEPAGE:
+		flags = (flags & ~VM_HUGEPAGE) | VM_NOHUGEPAGE;
+		break;
+	default:
+		return -EINVAL;
+	}
+	return vma_modify_flags(mm, vma, start, end, flags, false);
+}
+
+int mm_madvise(struct mm_struct *mm, unsigned long start, unsigned long len_in, int behavior)
+{
+	unsigned long len, end;
+	int unmapped_error = 0;
+	int err = 0;
+	bool write;
+
+	if (!madvise_behavior_valid(behavior))
+		return -EINVAL;
+	if (offset_in_page(start))
+		return -EINVAL;
+	len = PAGE_ALIGN(len_in);
+	if (len_in && !len)
+		return -EINVAL;
+	end = start + len;
+	if (end < start)
+		return -EINVAL;
+	if (end == start)
+		return 0;
+
+	write = madvise_need_mmap_write(behavior);
+	if (write)
+		pthread_rwlock_wrlock(&mm->mmap_lock);
+	else
+		pthread_rwlock_rdlock(&mm->mmap_lock);
+	/* madvise_walk_vmas(): advise each mapped piece, remember holes. */
+	for (;;) {
+		struct vm_area_struct *vma = find_vma(mm, start);
+		unsigned long tmp;
+
+		if (!vma || vma->vm_start >= end) {
+			unmapped_error = -ENOMEM;
+			break;
+		}
+		if (start < vma->vm_start) {
+			unmapped_error = -ENOMEM;
+			start = vma->vm_start;
+		}
+		tmp = vma->vm_end < end ? vma->vm_end : end;
+		err = madvise_vma(mm, vma, start, tmp, behavior);
+		if (err)
+			break;
+		start = tmp;
+		if (start >= end)
+			break;
+	}
+	pthread_rwlock_unlock(&mm->mmap_lock);
+	return err ? err : unmapped_error;
+}

@@ -1,0 +1,557 @@
+// SPDX-License-Identifier: MIT
+/*
+ * mm/mmap.c - address spaces and their VMAs: mm_alloc()/mmput(), the VMA
+ * tree, placement of new mappings (top-down below mmap_base), mmap and
+ * munmap, VMA split and merge.
+ *
+ * The VMA tree is a sorted array (see struct vma_tree).  It only changes
+ * under mmap_lock held for writing; readers bisect it under mmap_lock held
+ * for reading.
+ */
+#include <stdlib.h>
+#include <string.h>
+
+#include "internal.h"
+
+/* The lowest address mmap hands out (vm.mmap_min_addr). */
+#define MMAP_MIN_ADDR 0x10000UL
+/* mmap_base with randomisation off (setarch -R) on x86-64. */
+#define MMAP_BASE 0x7ffff7fff000UL
+/* vm.max_map_count */
+#define MAX_MAP_COUNT 65530
+
+/* ---- the VMA tree ---- */
+
+size_t vma_index(struct mm_struct *mm, unsigned long addr)
+{
+	size_t lo = 0, hi = mm->mm_mt.nr;
+
+	while (lo < hi) {
+		size_t mid = lo + (hi - lo) / 2;
+
+		if (mm->mm_mt.vmas[mid]->vm_end > addr)
+			hi = mid;
+		else
+			lo = mid + 1;
+	}
+	return lo;
+}
+
+struct vm_area_struct *find_vma(struct mm_struct *mm, unsigned long addr)
+{
+	size_t i = vma_index(mm, addr);
+
+	return i < mm->mm_mt.nr ? mm->mm_mt.vmas[i] : NULL;
+}
+
+struct vm_area_struct *vma_lookup(struct mm_struct *mm, unsigned long addr)
+{
+	struct vm_area_struct *vma = find_vma(mm, addr);
+
+	return vma && vma->vm_start <= addr ? vma : NULL;
+}
+
+/* Make room for one more VMA. Return: 0 or -ENOMEM. */
+static int vma_tree_reserve(struct mm_struct *mm)
+{
+	struct vma_tree *mt = &mm->mm_mt;
+	struct vm_area_struct **grown;
+	size_t capacity;
+
+	if (mt->nr >= MAX_MAP_COUNT)
+		return -ENOMEM;
+	if (mt->nr < mt->capacity)
+		return 0;
+	capacity = mt->capacity ? mt->capacity * 2 : 16;
+	grown = realloc(mt->vmas, capacity * sizeof(*grown));
+	if (!grown)
+		return -ENOMEM;
+	mt->vmas = grown;
+	mt->capacity = capacity;
+	return 0;
+}
+
+/* Insert @vma at position @i; vma_tree_reserve() must have succeeded. */
+static void vma_tree_insert_at(struct mm_struct *mm, size_t i, struct vm_area_struct *vma)
+{
+	struct vma_tree *mt = &mm->mm_mt;
+
+	memmove(&mt->vmas[i + 1], &mt->vmas[i], (mt->nr - i) * sizeof(*mt->vmas));
+	mt->vmas[i] = vma;
+	mt->nr++;
+}
+
+static void vma_tree_remove_at(struct mm_struct *mm, size_t i)
+{
+	struct vma_tree *mt = &mm->mm_mt;
+
+	memmove(&mt->vmas[i], &mt->vmas[i + 1], (mt->nr - i - 1) * sizeof(*mt->vmas));
+	mt->nr--;
+}
+
+static void vm_area_free(struct vm_area_struct *vma)
+{
+	put_anon_vma(vma->anon_vma);
+	free(vma);
+}
+
+/* ---- split and merge ---- */
+
+/*
+ * vma_adjust_trans_huge() - before a VMA boundary moves to @addr, split a
+ * PMD leaf that straddles it.
+ */
+static void vma_adjust_trans_huge(struct vm_area_struct *vma, unsigned long addr)
+{
+	if (IS_ALIGNED(addr, PMD_SIZE))
+		return;
+	split_huge_pmd_address(vma, addr);
+}
+
+int split_vma(struct mm_struct *mm, struct vm_area_struct *vma, unsigned long addr)
+{
+	struct vm_area_struct *new;
+	size_t i;
+
+	if (addr <= vma->vm_start || addr >= vma->vm_end || !IS_ALIGNED(addr, PAGE_SIZE))
+		return -EINVAL;
+	if (vma_tree_reserve(mm))
+		return -ENOMEM;
+	new = malloc(sizeof(*new));
+	if (!new)
+		return -ENOMEM;
+	vma_adjust_trans_huge(vma, addr);
+	*new = *vma;
+	new->vm_start = addr;
+	new->vm_pgoff = vma->vm_pgoff + ((addr - vma->vm_start) >> PAGE_SHIFT);
+	if (new->anon_vma)
+		get_anon_vma(new->anon_vma);
+	vma->vm_end = addr;
+	i = vma_index(mm, vma->vm_start);
+	vma_tree_insert_at(mm, i + 1, new);
+	return 0;
+}
+
+/* Can @next be appended to @prev into one VMA? (is_mergeable_vma + anon_vma) */
+static bool vmas_mergeable(const struct vm_area_struct *prev, const struct vm_area_struct *next)
+{
+	if (prev->vm_end != next->vm_start || prev->vm_flags != next->vm_flags ||
+	    prev->vm_file != next->vm_file || prev->vm_ops != next->vm_ops ||
+	    prev->vm_private_data != next->vm_private_data)
+		return false;
+	if (prev->vm_pgoff + ((prev->vm_end - prev->vm_start) >> PAGE_SHIFT) != next->vm_pgoff)
+		return false;
+	return !prev->anon_vma || !next->anon_vma || prev->anon_vma == next->anon_vma;
+}
+
+/* Fold the VMA at @i + 1 into the VMA at @i. */
+static void vma_merge_with_next(struct mm_struct *mm, size_t i)
+{
+	struct vm_area_struct *prev = mm->mm_mt.vmas[i];
+	struct vm_area_struct *next = mm->mm_mt.vmas[i + 1];
+
+	prev->vm_end = next->vm_end;
+	if (!prev->anon_vma && next->anon_vma) {
+		prev->anon_vma = next->anon_vma;
+		next->anon_vma = NULL;
+	}
+	vma_tree_remove_at(mm, i + 1);
+	vm_area_free(next);
+}
+
+struct vm_area_struct *vma_try_merge_around(struct mm_struct *mm, size_t i)
+{
+	struct vma_tree *mt = &mm->mm_mt;
+
+	if (i + 1 < mt->nr && vmas_mergeable(mt->vmas[i], mt->vmas[i + 1]))
+		vma_merge_with_next(mm, i);
+	if (i > 0 && vmas_mergeable(mt->vmas[i - 1], mt->vmas[i])) {
+		vma_merge_with_next(mm, i - 1);
+		i--;
+	}
+	return mt->vmas[i];
+}
+
+/* ---- address spaces ---- */
+
+struct mm_struct *mm_alloc(struct uhmm_machine *machine)
+{
+	struct mm_struct *mm = calloc(1, sizeof(*mm));
+	pthread_rwlockattr_t attr;
+
+	if (!mm)
+		return ERR_PTR(-ENOMEM);
+	mm->machine = machine;
+	mm->pgd = pt_alloc_table(mm, PT_LEVEL_PGD);
+	if (!mm->pgd) {
+		free(mm);
+		return ERR_PTR(-ENOMEM);
+	}
+	pthread_rwlockattr_init(&attr);
+	/* Writers (munmap, mprotect) must not starve behind a stream of faults. */
+	pthread_rwlockattr_setkind_np(&attr, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+	pthread_rwlock_init(&mm->mmap_lock, &attr);
+	pthread_rwlockattr_destroy(&attr);
+	pthread_mutex_init(&mm->page_table_lock, NULL);
+	atomic_init(&mm->mm_users, 1);
+	atomic_init(&mm->mm_count, 1);
+	mm->mmap_base = MMAP_BASE;
+	mm->task_size = TASK_SIZE;
+	pthread_mutex_lock(&machine->mms_lock);
+	list_add_tail(&mm->mmlist, &machine->mms);
+	machine->nr_mms++;
+	pthread_mutex_unlock(&machine->mms_lock);
+	return mm;
+}
+
+void mmget(struct mm_struct *mm)
+{
+	atomic_fetch_add(&mm->mm_users, 1);
+}
+
+bool mmget_not_zero(struct mm_struct *mm)
+{
+	int users = atomic_load(&mm->mm_users);
+
+	while (users > 0)
+		if (atomic_compare_exchange_weak(&mm->mm_users, &users, users + 1))
+			return true;
+	return false;
+}
+
+void mmgrab(struct mm_struct *mm)
+{
+	atomic_fetch_add(&mm->mm_count, 1);
+}
+
+void mmdrop(struct mm_struct *mm)
+{
+	if (atomic_fetch_sub(&mm->mm_count, 1) != 1)
+		return;
+	pthread_rwlock_destroy(&mm->mmap_lock);
+	pthread_mutex_destroy(&mm->page_table_lock);
+	free(mm->mm_mt.vmas);
+	free(mm);
+}
+
+/*
+ * exit_mmap() - tear down every mapping and page table of @mm.  The mm
+ * leaves the machine's list first, so walkers of that list (audit, reclaim),
+ * which take mms_lock before mmap_lock, never see it half torn down.
+ */
+static void exit_mmap(struct mm_struct *mm)
+{
+	struct uhmm_machine *machine = mm->machine;
+
+	pthread_mutex_lock(&machine->mms_lock);
+	list_del_init(&mm->mmlist);
+	machine->nr_mms--;
+	pthread_mutex_unlock(&machine->mms_lock);
+
+	pthread_rwlock_wrlock(&mm->mmap_lock);
+	for (size_t i = 0; i < mm->mm_mt.nr; i++) {
+		struct vm_area_struct *vma = mm->mm_mt.vmas[i];
+
+		zap_page_range(vma, vma->vm_start, vma->vm_end);
+	}
+	for (size_t i = 0; i < mm->mm_mt.nr; i++)
+		vm_area_free(mm->mm_mt.vmas[i]);
+	mm->mm_mt.nr = 0;
+	free_all_pgtables(mm);
+	mm_put_huge_zero_folio(mm);
+	for (int i = 0; i < NR_MM_COUNTERS; i++)
+		if (atomic_load(&mm->rss_stat[i]))
+			uhmm_warn("exit_mmap: rss counter %d is %ld", i, atomic_load(&mm->rss_stat[i]));
+	pthread_rwlock_unlock(&mm->mmap_lock);
+}
+
+void mmput(struct mm_struct *mm)
+{
+	if (atomic_fetch_sub(&mm->mm_users, 1) != 1)
+		return;
+	exit_mmap(mm);
+	mmdrop(mm);
+}
+
+/* ---- placement ---- */
+
+/* Is [addr, addr + len) free of VMAs? */
+static bool range_is_free(struct mm_struct *mm, unsigned long addr, unsigned long len)
+{
+	struct vm_area_struct *vma = find_vma(mm, addr);
+
+	return !vma || vma->vm_start >= addr + len;
+}
+
+/*
+ * Top-down search for the highest @align-aligned gap of @len bytes below
+ * mmap_base, then bottom-up above it, as vm_unmapped_area() does.
+ * Return: the address, or 0 when nothing fits.
+ */
+static unsigned long unmapped_area_topdown(struct mm_struct *mm, unsigned long len,
+					   unsigned long align)
+{
+	struct vma_tree *mt = &mm->mm_mt;
+	size_t i = vma_index(mm, mm->mmap_base);
+
+	/* Gaps below mmap_base: [end of vmas[i-1], start of vmas[i]) capped at mmap_base. */
+	for (;;) {
+		unsigned long gap_end = mm->mmap_base;
+		unsigned long gap_start = i ? mt->vmas[i - 1]->vm_end : MMAP_MIN_ADDR;
+		unsigned long addr;
+
+		if (i < mt->nr && mt->vmas[i]->vm_start < gap_end)
+			gap_end = mt->vmas[i]->vm_start;
+		if (gap_start < MMAP_MIN_ADDR)
+			gap_start = MMAP_MIN_ADDR;
+		if (gap_end > gap_start && gap_end - gap_start >= len) {
+			addr = ALIGN_DOWN(gap_end - len, align);
+			if (addr >= gap_start)
+				return addr;
+		}
+		if (!i)
+			break;
+		i--;
+	}
+	/* Bottom-up above mmap_base. */
+	for (i = vma_index(mm, mm->mmap_base);; i++) {
+		unsigned long gap_start = i ? mt->vmas[i - 1]->vm_end : MMAP_MIN_ADDR;
+		unsigned long gap_end = i < mt->nr ? mt->vmas[i]->vm_start : mm->task_size;
+		unsigned long addr;
+
+		if (gap_start < mm->mmap_base)
+			gap_start = mm->mmap_base;
+		addr = ALIGN(gap_start, align);
+		if (addr < gap_end && gap_end - addr >= len)
+			return addr;
+		if (i >= mt->nr)
+			break;
+	}
+	return 0;
+}
+
+/*
+ * get_unmapped_area() - choose where a new mapping of @len goes.
+ * Return: the address, or -ENOMEM.
+ */
+static long get_unmapped_area(struct mm_struct *mm, unsigned long addr, unsigned long len,
+			      unsigned long flags)
+{
+	unsigned long align = PAGE_SIZE;
+
+	if (len > mm->task_size - MMAP_MIN_ADDR)
+		return -ENOMEM;
+	if (flags & MAP_FIXED)
+		return (long)addr;
+	if (addr) {
+		addr = PAGE_ALIGN(addr);
+		if (addr >= MMAP_MIN_ADDR && addr <= mm->task_size - len &&
+		    range_is_free(mm, addr, len))
+			return (long)addr;
+	}
+	/* Anonymous mappings of a PMD multiple are THP aligned (thp_get_unmapped_area). */
+	if (IS_ALIGNED(len, PMD_SIZE))
+		align = PMD_SIZE;
+	addr = unmapped_area_topdown(mm, len, align);
+	if (!addr && align > PAGE_SIZE)
+		addr = unmapped_area_topdown(mm, len, PAGE_SIZE);
+	return addr ? (long)addr : -ENOMEM;
+}
+
+/* ---- munmap ---- */
+
+/*
+ * do_munmap_locked() - unmap [start, end); mmap_lock held for writing.
+ * Return: 0 or -ENOMEM (a VMA could not be split; nothing was unmapped).
+ */
+static int do_munmap_locked(struct mm_struct *mm, unsigned long start, unsigned long end)
+{
+	struct vm_area_struct *vma = find_vma(mm, start);
+	size_t first, last;
+	int err;
+
+	if (!vma || vma->vm_start >= end)
+		return 0;
+	if (vma->vm_start < start) {
+		err = split_vma(mm, vma, start);
+		if (err)
+			return err;
+	}
+	vma = find_vma(mm, end - 1);
+	if (vma && vma->vm_start < end && vma->vm_end > end) {
+		err = split_vma(mm, vma, end);
+		if (err)
+			return err;
+	}
+	first = vma_index(mm, start);
+	last = first;
+	while (last < mm->mm_mt.nr && mm->mm_mt.vmas[last]->vm_end <= end)
+		last++;
+	for (size_t i = first; i < last; i++) {
+		vma = mm->mm_mt.vmas[i];
+		zap_page_range(vma, vma->vm_start, vma->vm_end);
+	}
+	for (size_t i = first; i < last; i++)
+		vm_area_free(mm->mm_mt.vmas[i]);
+	memmove(&mm->mm_mt.vmas[first], &mm->mm_mt.vmas[last],
+		(mm->mm_mt.nr - last) * sizeof(*mm->mm_mt.vmas));
+	mm->mm_mt.nr -= last - first;
+	free_pgtables(mm, start, end);
+	return 0;
+}
+
+int mm_munmap(struct mm_struct *mm, unsigned long addr, unsigned long len)
+{
+	unsigned long end;
+	int err;
+
+	if (offset_in_page(addr) || addr > TASK_SIZE || len > TASK_SIZE - addr)
+		return -EINVAL;
+	end = addr + PAGE_ALIGN(len);
+	if (end == addr)
+		return -EINVAL;
+	pthread_rwlock_wrlock(&mm->mmap_lock);
+	err = do_munmap_locked(mm, addr, end);
+	pthread_rwlock_unlock(&mm->mmap_lock);
+	return err;
+}
+
+/* ---- mmap ---- */
+
+/* calc_vm_prot_bits() + calc_vm_flag_bits() + the VM_MAY* defaults. */
+static unsigned long mmap_vm_flags(int prot, int flags)
+{
+	unsigned long vm_flags = VM_MAYREAD | VM_MAYWRITE | VM_MAYEXEC;
+
+	if (prot & PROT_READ)
+		vm_flags |= VM_READ;
+	if (prot & PROT_WRITE)
+		vm_flags |= VM_WRITE;
+	if (prot & PROT_EXEC)
+		vm_flags |= VM_EXEC;
+	if (flags & MAP_NORESERVE)
+		vm_flags |= VM_NORESERVE;
+	else if (prot & PROT_WRITE)
+		vm_flags |= VM_ACCOUNT;
+	return vm_flags;
+}
+
+/*
+ * populate_range() - MAP_POPULATE: fault in [start, end) as
+ * populate_vma_page_range() does (write faults for private writable VMAs).
+ * mmap_lock held for reading.  Errors are ignored, as mmap ignores them.
+ */
+static void populate_range(struct mm_struct *mm, unsigned long start, unsigned long end)
+{
+	for (unsigned long addr = start; addr < end;) {
+		struct vm_area_struct *vma = vma_lookup(mm, addr);
+		unsigned int flags = FAULT_FLAG_REMOTE;
+		vm_fault_t ret;
+
+		if (!vma || !(vma->vm_flags & VM_ACCESS_FLAGS))
+			return;
+		if ((vma->vm_flags & (VM_WRITE | VM_SHARED)) == VM_WRITE)
+			flags |= FAULT_FLAG_WRITE;
+		ret = handle_mm_fault(vma, addr, flags);
+		if (ret & VM_FAULT_ERROR)
+			return;
+		if (ret & VM_FAULT_RETRY)
+			continue;
+		addr += PAGE_SIZE;
+	}
+}
+
+long mm_mmap(struct mm_struct *mm, unsigned long addr, unsigned long len, int prot, int flags,
+	     struct file *file, unsigned long off)
+{
+	struct vm_area_struct *vma;
+	unsigned long vm_flags, end;
+	long ret;
+	size_t i;
+
+	if (offset_in_page(off))
+		return -EINVAL;
+	if (!(flags & MAP_ANONYMOUS) && !file)
+		return -EBADF;
+	if (!len)
+		return -EINVAL;
+	if (!(flags & MAP_FIXED) && addr && addr < MMAP_MIN_ADDR)
+		addr = MMAP_MIN_ADDR; /* round_hint_to_min() */
+	len = PAGE_ALIGN(len);
+	if (!len)
+		return -ENOMEM;
+	if ((off >> PAGE_SHIFT) + (len >> PAGE_SHIFT) < (off >> PAGE_SHIFT))
+		return -EOVERFLOW;
+	if (flags & MAP_FIXED_NOREPLACE)
+		flags |= MAP_FIXED;
+	if (flags & MAP_FIXED) {
+		if (len > TASK_SIZE || addr > TASK_SIZE - len)
+			return -ENOMEM;
+		if (offset_in_page(addr))
+			return -EINVAL;
+	}
+	switch (flags & 0x0f /* MAP_TYPE */) {
+	case MAP_PRIVATE:
+		break;
+	case MAP_SHARED:
+	case 0x03: /* MAP_SHARED_VALIDATE */
+		return -EOPNOTSUPP; /* shared anonymous memory (shmem) is not built yet */
+	default:
+		return -EINVAL;
+	}
+	if (flags & MAP_HUGETLB)
+		return -EOPNOTSUPP; /* hugetlb is not built yet */
+	if (file)
+		return -EOPNOTSUPP; /* file mappings are not built yet */
+
+	vm_flags = mmap_vm_flags(prot, flags);
+	pthread_rwlock_wrlock(&mm->mmap_lock);
+	ret = get_unmapped_area(mm, addr, len, (unsigned long)flags);
+	if (ret < 0)
+		goto out;
+	addr = (unsigned long)ret;
+	end = addr + len;
+	if ((flags & MAP_FIXED_NOREPLACE) && !range_is_free(mm, addr, len)) {
+		ret = -EEXIST;
+		goto out;
+	}
+	if (vma_tree_reserve(mm)) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	vma = calloc(1, sizeof(*vma));
+	if (!vma) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	if (flags & MAP_FIXED) {
+		ret = do_munmap_locked(mm, addr, end);
+		if (ret) {
+			free(vma);
+			goto out;
+		}
+		if (vma_tree_reserve(mm)) {
+			free(vma);
+			ret = -ENOMEM;
+			goto out;
+		}
+	}
+	vma->vm_start = addr;
+	vma->vm_end = end;
+	vma->vm_mm = mm;
+	vma->vm_flags = vm_flags;
+	vma->vm_pgoff = addr >> PAGE_SHIFT;
+	i = vma_index(mm, addr);
+	vma_tree_insert_at(mm, i, vma);
+	vma_try_merge_around(mm, i);
+	ret = (long)addr;
+out:
+	if (ret >= 0 && (flags & MAP_POPULATE)) {
+		/* Downgrade: populate under the read lock, as mm_populate() does. */
+		pthread_rwlock_unlock(&mm->mmap_lock);
+		pthread_rwlock_rdlock(&mm->mmap_lock);
+		populate_range(mm, (unsigned long)ret, (unsigned long)ret + len);
+	}
+	pthread_rwlock_unlock(&mm->mmap_lock);
+	return ret;
+}

@@ -1,0 +1,205 @@
+// SPDX-License-Identifier: MIT
+/*
+ * mm/mprotect.c - mprotect(2): change VMA protections, split and merge
+ * VMAs, and rewrite the protection bits of every entry in the range.
+ */
+#include "internal.h"
+
+#ifndef PROT_SEM
+#define PROT_SEM 0x8
+#endif
+/* arch_validate_prot() on x86-64; PROT_GROWSDOWN/UP are handled apart. */
+#define PROT_VALID_MASK (PROT_READ | PROT_WRITE | PROT_EXEC | PROT_SEM)
+
+/*
+ * can_change_pte_writable() - may a private PTE become writable without a
+ * fault?  Only an exclusive anonymous page (not the zero page).
+ */
+static bool can_change_pte_writable(struct mm_struct *mm, pte_t pte)
+{
+	if (!pte_present(pte) || pte_pfn(pte) == mm->machine->zero_pfn || pte_special(pte))
+		return false;
+	return PageAnonExclusive(pfn_to_page(pte_pfn(pte)));
+}
+
+/*
+ * change_pte_range() - new protection @prot for the PTEs of [addr, end).
+ * Takes the table's ptl.
+ */
+static void change_pte_range(struct vm_area_struct *vma, pmd_t *pmd, unsigned long addr,
+			     unsigned long end, uint64_t prot, bool try_writable)
+{
+	struct mm_struct *mm = vma->vm_mm;
+	pthread_mutex_t *ptl;
+	pte_t *pte = pte_offset_map_lock(mm, pmd, addr, &ptl);
+
+	if (!pte)
+		return;
+	for (; addr < end; addr += PAGE_SIZE, pte++) {
+		pte_t entry = ptep_get(pte);
+
+		if (!pte_present(entry))
+			continue;
+		entry = pte_modify(entry, prot);
+		if (try_writable && !pte_write(entry) && can_change_pte_writable(mm, entry))
+			entry = pte_mkwrite(entry);
+		set_pte(pte, entry);
+	}
+	spin_unlock(ptl);
+}
+
+/* change_huge_pmd() - new protection for a PMD leaf wholly inside the range. */
+static void change_huge_pmd(struct vm_area_struct *vma, pmd_t *pmd, uint64_t prot,
+			    bool try_writable)
+{
+	struct mm_struct *mm = vma->vm_mm;
+	pthread_mutex_t *ptl = pmd_lock(mm, pmd);
+	pmd_t val = pmdp_get(pmd);
+
+	if (pmd_leaf(val)) {
+		struct folio *zero = mm->machine->huge_zero_folio;
+		bool is_zero = zero && pmd_pfn(val) == folio_pfn(zero);
+
+		val = pmd_modify(val, prot);
+		if (try_writable && !pmd_write(val) && !is_zero &&
+		    PageAnonExclusive(pfn_to_page(pmd_pfn(val))))
+			val = pmd_mkwrite(val);
+		set_pmd(pmd, val);
+	}
+	spin_unlock(ptl);
+}
+
+/*
+ * change_protection() - apply @vma's (new) vm_flags to every entry of
+ * [start, end).  mmap_lock held for writing; PMD leaves straddling the
+ * boundaries were split when the VMA was split.
+ */
+static void change_protection(struct vm_area_struct *vma, unsigned long start, unsigned long end)
+{
+	struct mm_struct *mm = vma->vm_mm;
+	uint64_t prot = vm_get_page_prot(vma->vm_flags);
+	/* vma_wants_manual_pte_write_upgrade(): private writable mappings. */
+	bool try_writable = (vma->vm_flags & (VM_WRITE | VM_SHARED)) == VM_WRITE;
+
+	for (unsigned long addr = start; addr < end;) {
+		unsigned long next = ALIGN_DOWN(addr, PMD_SIZE) + PMD_SIZE;
+		pmd_t *pmd = pmd_off(mm, addr);
+		pmd_t val;
+
+		if (next > end)
+			next = end;
+		if (!pmd) {
+			next = ALIGN_DOWN(addr, PUD_SIZE) + PUD_SIZE;
+			addr = next > end ? end : next;
+			continue;
+		}
+		val = pmdp_get(pmd);
+		if (pmd_leaf(val)) {
+			if (next - addr == PMD_SIZE) {
+				change_huge_pmd(vma, pmd, prot, try_writable);
+				addr = next;
+				continue;
+			}
+			split_huge_pmd(vma, pmd, addr);
+			val = pmdp_get(pmd);
+		}
+		if (!pmd_none(val) && !is_swap_pmd(val))
+			change_pte_range(vma, pmd, addr, next, prot, try_writable);
+		addr = next;
+	}
+}
+
+/**
+ * vma_modify_flags() - give [@start, @end) of the VMA at @vma new vm_flags,
+ * splitting it at the boundaries and merging afterwards.
+ * @mm: the mm; mmap_lock held for writing.
+ * @vma: the VMA containing [@start, @end).
+ * @start: page-aligned start inside @vma.
+ * @end: page-aligned end inside @vma.
+ * @newflags: the flags.
+ * @change_ptes: rewrite the protection of present entries (mprotect).
+ *
+ * Return: 0 or -ENOMEM (a split failed; the VMA may already be split).
+ */
+int vma_modify_flags(struct mm_struct *mm, struct vm_area_struct *vma, unsigned long start,
+		     unsigned long end, unsigned long newflags, bool change_ptes)
+{
+	int err;
+
+	if (newflags == vma->vm_flags)
+		return 0;
+	if (start > vma->vm_start) {
+		err = split_vma(mm, vma, start);
+		if (err)
+			return err;
+		vma = find_vma(mm, start);
+	}
+	if (end < vma->vm_end) {
+		err = split_vma(mm, vma, end);
+		if (err)
+			return err;
+	}
+	vma->vm_flags = newflags;
+	if (change_ptes)
+		change_protection(vma, start, end);
+	vma_try_merge_around(mm, vma_index(mm, start));
+	return 0;
+}
+
+int mm_mprotect(struct mm_struct *mm, unsigned long start, unsigned long len, int prot)
+{
+	unsigned long end, addr;
+	int grows = prot & (PROT_GROWSDOWN | PROT_GROWSUP);
+	int err = 0;
+
+	prot &= ~(PROT_GROWSDOWN | PROT_GROWSUP);
+	if (grows == (PROT_GROWSDOWN | PROT_GROWSUP))
+		return -EINVAL;
+	if (offset_in_page(start))
+		return -EINVAL;
+	if (!len)
+		return 0;
+	len = PAGE_ALIGN(len);
+	end = start + len;
+	if (end <= start)
+		return -ENOMEM;
+	if (prot & ~PROT_VALID_MASK)
+		return -EINVAL;
+
+	pthread_rwlock_wrlock(&mm->mmap_lock);
+	struct vm_area_struct *vma = find_vma(mm, start);
+
+	if (!vma || vma->vm_start > start) {
+		err = -ENOMEM;
+		goto out;
+	}
+	if (grows) {
+		err = -EINVAL; /* no VMA here grows down or up */
+		goto out;
+	}
+	for (addr = start; addr < end;) {
+		unsigned long newflags, tmp;
+
+		vma = find_vma(mm, addr);
+		if (!vma || vma->vm_start > addr) {
+			err = -ENOMEM; /* a hole: what came before stays changed, as in Linux */
+			break;
+		}
+		newflags = (vma->vm_flags & ~VM_ACCESS_FLAGS) |
+			   ((prot & PROT_READ) ? VM_READ : 0) | ((prot & PROT_WRITE) ? VM_WRITE : 0) |
+			   ((prot & PROT_EXEC) ? VM_EXEC : 0);
+		/* Each access bit needs its VM_MAY* bit. */
+		if ((newflags & ~(newflags >> 4)) & VM_ACCESS_FLAGS) {
+			err = -EACCES;
+			break;
+		}
+		tmp = vma->vm_end < end ? vma->vm_end : end;
+		err = vma_modify_flags(mm, vma, addr, tmp, newflags, true);
+		if (err)
+			break;
+		addr = tmp;
+	}
+out:
+	pthread_rwlock_unlock(&mm->mmap_lock);
+	return err;
+}
