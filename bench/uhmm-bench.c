@@ -358,7 +358,7 @@ static bool verify_mapping(struct mm_struct *mm, unsigned long addr, unsigned lo
 		CHECK(!(kpf & (1ULL << KPF_THP)), "%s: first page (pfn %#lx) is a THP", c->name,
 		      pfn);
 	}
-	printf("  %-24s smaps: rss %lu MiB, anon_huge_pages %lu MiB -> %s\n", c->name,
+	printf("  %-30s smaps: rss %lu MiB, anon_huge_pages %lu MiB -> %s\n", c->name,
 	       sm.rss / MiB, sm.anon_huge_pages / MiB,
 	       sm.anon_huge_pages == size ? "every byte mapped by 2 MiB THPs"
 	       : sm.anon_huge_pages == 0  ? "every byte mapped by 4 KiB pages"
@@ -481,7 +481,7 @@ static int run_host_first_touch(const char *group, const char *name, unsigned lo
 			if (huge > size)
 				huge = size;
 			rows[row].faults = huge / HPAGE_PMD_SIZE + (size - huge) / PAGE_SIZE;
-			printf("  %-24s host AnonHugePages +%lu MiB -> %s\n", name, huge / MiB,
+			printf("  %-30s host AnonHugePages +%lu MiB -> %s\n", name, huge / MiB,
 			       huge == size ? "host used 2 MiB THPs"
 			       : huge == 0  ? "host used 4 KiB pages"
 					    : "host mixed THPs and 4 KiB pages");
@@ -527,7 +527,7 @@ static void usage(FILE *out, const char *argv0)
 		"\n"
 		"Page-fault throughput of uhmm against host memset() of the same bytes.\n"
 		"  --size MiB   working set per case, a multiple of 2 (default 256)\n"
-		"  --reps N     timed repetitions per case, after one warm-up (default 5)\n"
+		"  --reps N     timed repetitions per case, after one warm-up (default 7)\n"
 		"  --help       this text\n"
 		"\n"
 		"The machine gets max(1 GiB, size + 64 MiB) of RAM, THP in madvise mode.\n"
@@ -571,7 +571,7 @@ int main(int argc, char **argv)
 		.thp = true,
 		.fault_size = HPAGE_PMD_SIZE,
 	};
-	unsigned long size_mib = 256, reps = 5;
+	unsigned long size_mib = 256, reps = 7;
 	struct uhmm_machine_config config;
 	struct uhmm_machine *machine;
 	char cpu[128], host_thp[128];
@@ -630,7 +630,9 @@ int main(int argc, char **argv)
 	printf("  working set %lu MiB per case (%lu 4 KiB pages, %lu 2 MiB pages); "
 	       "%lu timed reps after 1 warm-up;\n"
 	       "  each rep: fresh mm + mm_mmap, timed touch loop, timed mm_munmap, mmput;\n"
-	       "  times from clock_gettime(CLOCK_MONOTONIC); GiB/s = bytes / time\n",
+	       "  times from clock_gettime(CLOCK_MONOTONIC); GiB/s = bytes / time;\n"
+	       "  the machine's RAM is host memory: the warm-up rep makes the host back it, so\n"
+	       "  timed uhmm reps measure uhmm's own fault path (allocate, zero, map)\n",
 	       size_mib, size / PAGE_SIZE, size / HPAGE_PMD_SIZE, reps);
 	fflush(stdout);
 

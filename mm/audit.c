@@ -77,7 +77,8 @@ static void audit_table(struct audit *a, const void *table, int level)
 		violation(a, "mm %p: table %p outside RAM", (void *)a->mm, table);
 		return;
 	}
-	a->tables++;
+	if (level != PT_LEVEL_PGD)
+		a->tables++;
 	if (a->table[idx])
 		violation(a, "mm %p: table pfn %#lx reached twice", (void *)a->mm, page_to_pfn(page));
 	a->table[idx] = 1;

@@ -87,20 +87,27 @@ static bool madvise_need_mmap_write(int behavior)
 
 /* ---- MADV_FREE ---- */
 
-/* Mark the page at @pte lazily freeable if its folio is ours alone. */
-static void madvise_free_pte(struct mm_struct *mm, pte_t *pte, unsigned long addr,
-			     unsigned long start, unsigned long end)
+struct madvise_free_range {
+	struct vm_area_struct *vma;
+	unsigned long start, end;
+};
+
+/* Mark the page at @pte lazily freeable if its folio is ours alone (ptl held). */
+static int madvise_free_pte_entry(pte_t *pte, unsigned long addr, unsigned long next,
+				  struct mm_walk *walk)
 {
+	struct madvise_free_range *r = walk->private;
 	pte_t entry = ptep_get(pte);
 	struct page *page;
 	struct folio *folio;
 
-	if (!pte_present(entry) || pte_pfn(entry) == mm->machine->zero_pfn)
-		return;
+	(void)next;
+	if (!pte_present(entry) || pte_pfn(entry) == walk->mm->machine->zero_pfn)
+		return 0;
 	page = pfn_to_page(pte_pfn(entry));
 	folio = page_folio(page);
 	if (!folio_test_anon(folio))
-		return;
+		return 0;
 	if (folio_test_large(folio)) {
 		/*
 		 * Linux splits a large folio the range covers only in part
@@ -110,71 +117,63 @@ static void madvise_free_pte(struct mm_struct *mm, pte_t *pte, unsigned long add
 		 */
 		unsigned long fstart = addr - (unsigned long)(page - folio_head(folio)) * PAGE_SIZE;
 
-		if (fstart < start || fstart + folio_size(folio) > end ||
+		if (fstart < r->start || fstart + folio_size(folio) > r->end ||
 		    folio_mapcount(folio) != (int)folio_nr_pages(folio) ||
 		    folio_entire_mapcount(folio))
-			return;
+			return 0;
 	} else if (folio_mapcount(folio) != 1) {
-		return;
+		return 0;
 	}
 	set_pte(pte, pte_mkold(pte_mkclean(entry)));
 	folio_clear_dirty(folio);
 	folio_mark_lazyfree(folio);
+	return 0;
+}
+
+/* madvise_free_huge_pmd(): a whole PMD-mapped folio, if mapped once; split a partial one. */
+static int madvise_free_pmd_entry(pmd_t *pmd, unsigned long addr, unsigned long next,
+				  struct mm_walk *walk)
+{
+	struct madvise_free_range *r = walk->private;
+	struct mm_struct *mm = walk->mm;
+	struct folio *zero = mm->machine->huge_zero_folio;
+	pthread_mutex_t *ptl;
+	pmd_t val = pmdp_get(pmd);
+
+	if (is_swap_pmd(val))
+		return WALK_SKIP_PTES;
+	if (!pmd_leaf(val))
+		return 0;
+	if (zero && pmd_pfn(val) == folio_pfn(zero))
+		return WALK_SKIP_PTES;
+	if (next - addr != PMD_SIZE) {
+		split_huge_pmd(r->vma, pmd, addr);
+		return 0;
+	}
+	ptl = pmd_lock(mm, pmd);
+	val = pmdp_get(pmd);
+	if (pmd_leaf(val)) {
+		struct folio *folio = page_folio(pfn_to_page(pmd_pfn(val)));
+
+		if (folio_mapcount(folio) == 1) {
+			set_pmd(pmd, pmd_mkold(pmd_mkclean(val)));
+			folio_clear_dirty(folio);
+			folio_mark_lazyfree(folio);
+		}
+	}
+	spin_unlock(ptl);
+	return WALK_SKIP_PTES;
 }
 
 static void madvise_free_range(struct vm_area_struct *vma, unsigned long start, unsigned long end)
 {
-	struct mm_struct *mm = vma->vm_mm;
+	static const struct mm_walk_ops ops = {
+		.pmd_entry = madvise_free_pmd_entry,
+		.pte_entry = madvise_free_pte_entry,
+	};
+	struct madvise_free_range r = { .vma = vma, .start = start, .end = end };
 
-	for (unsigned long addr = start; addr < end;) {
-		unsigned long next = ALIGN_DOWN(addr, PMD_SIZE) + PMD_SIZE;
-		pmd_t *pmd = pmd_off(mm, addr);
-		pthread_mutex_t *ptl;
-		pmd_t val;
-		pte_t *pte;
-
-		if (next > end)
-			next = end;
-		if (!pmd) {
-			next = ALIGN_DOWN(addr, PUD_SIZE) + PUD_SIZE;
-			addr = next > end ? end : next;
-			continue;
-		}
-		val = pmdp_get(pmd);
-		if (pmd_leaf(val)) {
-			struct folio *zero = mm->machine->huge_zero_folio;
-
-			if (zero && pmd_pfn(val) == folio_pfn(zero)) {
-				addr = next;
-				continue;
-			}
-			if (next - addr == PMD_SIZE) {
-				/* madvise_free_huge_pmd(): the whole folio, if mapped once. */
-				ptl = pmd_lock(mm, pmd);
-				val = pmdp_get(pmd);
-				if (pmd_leaf(val)) {
-					struct folio *folio = page_folio(pfn_to_page(pmd_pfn(val)));
-
-					if (folio_mapcount(folio) == 1) {
-						set_pmd(pmd, pmd_mkold(pmd_mkclean(val)));
-						folio_clear_dirty(folio);
-						folio_mark_lazyfree(folio);
-					}
-				}
-				spin_unlock(ptl);
-				addr = next;
-				continue;
-			}
-			split_huge_pmd(vma, pmd, addr);
-		}
-		pte = pte_offset_map_lock(mm, pmd, addr, &ptl);
-		if (pte) {
-			for (; addr < next; addr += PAGE_SIZE, pte++)
-				madvise_free_pte(mm, pte, addr, start, end);
-			spin_unlock(ptl);
-		}
-		addr = next;
-	}
+	walk_page_range(vma->vm_mm, start, end, &ops, &r);
 }
 
 /* ---- MADV_POPULATE ---- */

@@ -23,45 +23,54 @@ int vm_fault_to_errno(vm_fault_t ret)
 
 /* ---- unmapping ---- */
 
-/*
- * zap_pte_range() - clear the PTEs of [addr, end) (inside one PTE table).
- * Takes the table's ptl.
- */
-static void zap_pte_range(struct vm_area_struct *vma, pmd_t *pmd, unsigned long addr,
-			  unsigned long end)
+/* Clear one PTE (its table's ptl held), dropping rmap, RSS and its reference. */
+static int zap_pte_entry(pte_t *pte, unsigned long addr, unsigned long next, struct mm_walk *walk)
 {
-	struct mm_struct *mm = vma->vm_mm;
-	unsigned long zero_pfn = mm->machine->zero_pfn;
-	pthread_mutex_t *ptl;
-	pte_t *pte = pte_offset_map_lock(mm, pmd, addr, &ptl);
+	struct mm_struct *mm = walk->mm;
+	pte_t entry = ptep_get(pte);
+	struct page *page;
+	struct folio *folio;
 
-	if (!pte)
-		return;
-	for (; addr < end; addr += PAGE_SIZE, pte++) {
-		pte_t entry = ptep_get(pte);
-		struct page *page;
-		struct folio *folio;
-
-		if (pte_none(entry))
-			continue;
-		entry = ptep_get_and_clear(pte);
-		if (!pte_present(entry)) {
-			/* Swap, migration and device entries arrive with later subsystems. */
-			uhmm_warn("zap: unexpected non-present PTE %#llx at %#lx",
-				  (unsigned long long)pte_val(entry), addr);
-			continue;
-		}
-		if (pte_pfn(entry) == zero_pfn)
-			continue;
-		page = pfn_to_page(pte_pfn(entry));
-		folio = page_folio(page);
-		if (pte_dirty(entry) && !folio_test_anon(folio))
-			folio_set_dirty(folio);
-		add_mm_counter(mm, MM_ANONPAGES, -1);
-		folio_remove_rmap_ptes(folio, page, 1);
-		folio_put(folio);
+	(void)next;
+	if (pte_none(entry))
+		return 0;
+	entry = ptep_get_and_clear(pte);
+	if (!pte_present(entry)) {
+		/* Swap, migration and device entries arrive with later subsystems. */
+		uhmm_warn("zap: unexpected non-present PTE %#llx at %#lx",
+			  (unsigned long long)pte_val(entry), addr);
+		return 0;
 	}
-	spin_unlock(ptl);
+	if (pte_pfn(entry) == mm->machine->zero_pfn)
+		return 0;
+	page = pfn_to_page(pte_pfn(entry));
+	folio = page_folio(page);
+	if (pte_dirty(entry) && !folio_test_anon(folio))
+		folio_set_dirty(folio);
+	add_mm_counter(mm, MM_ANONPAGES, -1);
+	folio_remove_rmap_ptes(folio, page, 1);
+	folio_put(folio);
+	return 0;
+}
+
+/* A PMD leaf inside the range goes whole; one that straddles its end is split first. */
+static int zap_pmd_entry(pmd_t *pmd, unsigned long addr, unsigned long next, struct mm_walk *walk)
+{
+	struct vm_area_struct *vma = walk->private;
+	pmd_t val = pmdp_get(pmd);
+
+	if (pmd_leaf(val)) {
+		if (IS_ALIGNED(addr, PMD_SIZE) && next - addr == PMD_SIZE) {
+			zap_huge_pmd(vma, pmd, addr);
+			return WALK_SKIP_PTES;
+		}
+		split_huge_pmd(vma, pmd, addr);
+	} else if (is_swap_pmd(val)) {
+		uhmm_warn("zap: unexpected PMD entry %#llx at %#lx", (unsigned long long)pmd_val(val),
+			  addr);
+		return WALK_SKIP_PTES;
+	}
+	return 0;
 }
 
 /**
@@ -75,35 +84,12 @@ static void zap_pte_range(struct vm_area_struct *vma, pmd_t *pmd, unsigned long 
  */
 void zap_page_range(struct vm_area_struct *vma, unsigned long start, unsigned long end)
 {
-	struct mm_struct *mm = vma->vm_mm;
-	unsigned long addr = start;
+	static const struct mm_walk_ops ops = {
+		.pmd_entry = zap_pmd_entry,
+		.pte_entry = zap_pte_entry,
+	};
 
-	while (addr < end) {
-		unsigned long next = ALIGN_DOWN(addr, PMD_SIZE) + PMD_SIZE;
-		pmd_t *pmd = pmd_off(mm, addr);
-		pmd_t val;
-
-		if (next > end || next < addr)
-			next = end;
-		if (!pmd) {
-			next = ALIGN_DOWN(addr, PUD_SIZE) + PUD_SIZE;
-			addr = next > end || next < addr ? end : next;
-			continue;
-		}
-		val = pmdp_get(pmd);
-		if (pmd_leaf(val)) {
-			if (IS_ALIGNED(addr, PMD_SIZE) && next - addr == PMD_SIZE) {
-				zap_huge_pmd(vma, pmd, addr);
-				addr = next;
-				continue;
-			}
-			split_huge_pmd(vma, pmd, addr);
-			val = pmdp_get(pmd);
-		}
-		if (!pmd_none(val) && !is_swap_pmd(val))
-			zap_pte_range(vma, pmd, addr, next);
-		addr = next;
-	}
+	walk_page_range(vma->vm_mm, start, end, &ops, vma);
 }
 
 /* ---- faults ---- */

@@ -22,91 +22,83 @@ static bool can_change_pte_writable(struct mm_struct *mm, pte_t pte)
 	return PageAnonExclusive(pfn_to_page(pte_pfn(pte)));
 }
 
-/*
- * change_pte_range() - new protection @prot for the PTEs of [addr, end).
- * Takes the table's ptl.
- */
-static void change_pte_range(struct vm_area_struct *vma, pmd_t *pmd, unsigned long addr,
-			     unsigned long end, uint64_t prot, bool try_writable)
+struct change_prot {
+	struct vm_area_struct *vma;
+	uint64_t prot;
+	bool try_writable; /* vma_wants_manual_pte_write_upgrade(): private writable */
+};
+
+/* New protection for one present PTE (its table's ptl held). */
+static int change_pte_entry(pte_t *pte, unsigned long addr, unsigned long next,
+			    struct mm_walk *walk)
 {
-	struct mm_struct *mm = vma->vm_mm;
-	pthread_mutex_t *ptl;
-	pte_t *pte = pte_offset_map_lock(mm, pmd, addr, &ptl);
+	struct change_prot *cp = walk->private;
+	pte_t entry = ptep_get(pte);
 
-	if (!pte)
-		return;
-	for (; addr < end; addr += PAGE_SIZE, pte++) {
-		pte_t entry = ptep_get(pte);
-
-		if (!pte_present(entry))
-			continue;
-		entry = pte_modify(entry, prot);
-		if (try_writable && !pte_write(entry) && can_change_pte_writable(mm, entry))
-			entry = pte_mkwrite(entry);
-		set_pte(pte, entry);
-	}
-	spin_unlock(ptl);
+	(void)addr;
+	(void)next;
+	if (!pte_present(entry))
+		return 0;
+	entry = pte_modify(entry, cp->prot);
+	if (cp->try_writable && !pte_write(entry) && can_change_pte_writable(walk->mm, entry))
+		entry = pte_mkwrite(entry);
+	set_pte(pte, entry);
+	return 0;
 }
 
-/* change_huge_pmd() - new protection for a PMD leaf wholly inside the range. */
-static void change_huge_pmd(struct vm_area_struct *vma, pmd_t *pmd, uint64_t prot,
-			    bool try_writable)
+/*
+ * change_huge_pmd() - new protection for a PMD leaf wholly inside the range;
+ * one that is not (the VMA split should have split it) is split.
+ */
+static int change_pmd_entry(pmd_t *pmd, unsigned long addr, unsigned long next,
+			    struct mm_walk *walk)
 {
-	struct mm_struct *mm = vma->vm_mm;
-	pthread_mutex_t *ptl = pmd_lock(mm, pmd);
+	struct change_prot *cp = walk->private;
+	struct mm_struct *mm = walk->mm;
+	pthread_mutex_t *ptl;
 	pmd_t val = pmdp_get(pmd);
 
+	if (is_swap_pmd(val))
+		return WALK_SKIP_PTES;
+	if (!pmd_leaf(val))
+		return 0;
+	if (next - addr != PMD_SIZE) {
+		split_huge_pmd(cp->vma, pmd, addr);
+		return 0;
+	}
+	ptl = pmd_lock(mm, pmd);
+	val = pmdp_get(pmd);
 	if (pmd_leaf(val)) {
 		struct folio *zero = mm->machine->huge_zero_folio;
 		bool is_zero = zero && pmd_pfn(val) == folio_pfn(zero);
 
-		val = pmd_modify(val, prot);
-		if (try_writable && !pmd_write(val) && !is_zero &&
+		val = pmd_modify(val, cp->prot);
+		if (cp->try_writable && !pmd_write(val) && !is_zero &&
 		    PageAnonExclusive(pfn_to_page(pmd_pfn(val))))
 			val = pmd_mkwrite(val);
 		set_pmd(pmd, val);
 	}
 	spin_unlock(ptl);
+	return WALK_SKIP_PTES;
 }
 
 /*
  * change_protection() - apply @vma's (new) vm_flags to every entry of
- * [start, end).  mmap_lock held for writing; PMD leaves straddling the
- * boundaries were split when the VMA was split.
+ * [start, end).  mmap_lock held for writing.
  */
 static void change_protection(struct vm_area_struct *vma, unsigned long start, unsigned long end)
 {
-	struct mm_struct *mm = vma->vm_mm;
-	uint64_t prot = vm_get_page_prot(vma->vm_flags);
-	/* vma_wants_manual_pte_write_upgrade(): private writable mappings. */
-	bool try_writable = (vma->vm_flags & (VM_WRITE | VM_SHARED)) == VM_WRITE;
+	static const struct mm_walk_ops ops = {
+		.pmd_entry = change_pmd_entry,
+		.pte_entry = change_pte_entry,
+	};
+	struct change_prot cp = {
+		.vma = vma,
+		.prot = vm_get_page_prot(vma->vm_flags),
+		.try_writable = (vma->vm_flags & (VM_WRITE | VM_SHARED)) == VM_WRITE,
+	};
 
-	for (unsigned long addr = start; addr < end;) {
-		unsigned long next = ALIGN_DOWN(addr, PMD_SIZE) + PMD_SIZE;
-		pmd_t *pmd = pmd_off(mm, addr);
-		pmd_t val;
-
-		if (next > end)
-			next = end;
-		if (!pmd) {
-			next = ALIGN_DOWN(addr, PUD_SIZE) + PUD_SIZE;
-			addr = next > end ? end : next;
-			continue;
-		}
-		val = pmdp_get(pmd);
-		if (pmd_leaf(val)) {
-			if (next - addr == PMD_SIZE) {
-				change_huge_pmd(vma, pmd, prot, try_writable);
-				addr = next;
-				continue;
-			}
-			split_huge_pmd(vma, pmd, addr);
-			val = pmdp_get(pmd);
-		}
-		if (!pmd_none(val) && !is_swap_pmd(val))
-			change_pte_range(vma, pmd, addr, next, prot, try_writable);
-		addr = next;
-	}
+	walk_page_range(vma->vm_mm, start, end, &ops, &cp);
 }
 
 /**

@@ -42,7 +42,8 @@ uint64_t vm_get_page_prot(unsigned long vm_flags)
 
 /**
  * pt_alloc_table() - allocate a zeroed page-table page.
- * @mm: the owner, charged in pgtables_bytes.
+ * @mm: the owner, charged in pgtables_bytes for every level below the PGD
+ *      (Linux's mm_pgtables_bytes(), which VmPTE shows, leaves the PGD out).
  * @level: PT_LEVEL_PTE .. PT_LEVEL_PGD.
  *
  * Return: the table's bytes, or NULL when RAM (or the lock) cannot be had.
@@ -66,7 +67,8 @@ uint64_t *pt_alloc_table(struct mm_struct *mm, int level)
 	page->pt_index = (unsigned long)level;
 	page->ptl = ptl;
 	set_page_flag(page, PG_table);
-	atomic_fetch_add(&mm->pgtables_bytes, (long)PAGE_SIZE);
+	if (level != PT_LEVEL_PGD)
+		atomic_fetch_add(&mm->pgtables_bytes, (long)PAGE_SIZE);
 	return page_address(page);
 }
 
@@ -79,6 +81,8 @@ void pt_free_table(struct mm_struct *mm, uint64_t *table)
 {
 	struct page *page = pt_table_page(mm, table);
 
+	if (page->pt_index != PT_LEVEL_PGD)
+		atomic_fetch_sub(&mm->pgtables_bytes, (long)PAGE_SIZE);
 	pthread_mutex_destroy(page->ptl);
 	free(page->ptl);
 	page->ptl = NULL;
@@ -87,7 +91,6 @@ void pt_free_table(struct mm_struct *mm, uint64_t *table)
 	page->pmd_huge_pte = NULL;
 	page->pt_deposit_next = NULL;
 	clear_page_flag(page, PG_table);
-	atomic_fetch_sub(&mm->pgtables_bytes, (long)PAGE_SIZE);
 	__free_pages(page, 0);
 }
 

@@ -34,69 +34,72 @@ static bool lazyfree_discardable(struct folio *folio, bool entry_dirty)
 	return true;
 }
 
+struct drop_lazyfree {
+	struct vm_area_struct *vma;
+	unsigned long dropped;
+};
+
+/* try_to_unmap_one() for a lazyfree page mapped by one PTE (ptl held). */
+static int drop_lazyfree_pte_entry(pte_t *pte, unsigned long addr, unsigned long next,
+				   struct mm_walk *walk)
+{
+	struct drop_lazyfree *d = walk->private;
+	pte_t entry = ptep_get(pte);
+	struct page *page;
+	struct folio *folio;
+
+	(void)addr;
+	(void)next;
+	if (!pte_present(entry) || pte_pfn(entry) == walk->mm->machine->zero_pfn)
+		return 0;
+	page = pfn_to_page(pte_pfn(entry));
+	folio = page_folio(page);
+	if (!lazyfree_discardable(folio, pte_dirty(entry)))
+		return 0;
+	ptep_get_and_clear(pte);
+	add_mm_counter(walk->mm, MM_ANONPAGES, -1);
+	folio_remove_rmap_ptes(folio, page, 1);
+	folio_put(folio);
+	d->dropped++;
+	return 0;
+}
+
+static int drop_lazyfree_pmd_entry(pmd_t *pmd, unsigned long addr, unsigned long next,
+				   struct mm_walk *walk)
+{
+	struct drop_lazyfree *d = walk->private;
+	struct folio *zero = walk->mm->machine->huge_zero_folio;
+	pmd_t val = pmdp_get(pmd);
+	struct folio *folio;
+
+	if (is_swap_pmd(val))
+		return WALK_SKIP_PTES;
+	if (!pmd_leaf(val))
+		return 0;
+	folio = page_folio(pfn_to_page(pmd_pfn(val)));
+	if (folio != zero && next - addr == PMD_SIZE &&
+	    lazyfree_discardable(folio, pmd_dirty(val))) {
+		zap_huge_pmd(d->vma, pmd, addr);
+		d->dropped += HPAGE_PMD_NR;
+	}
+	return WALK_SKIP_PTES;
+}
+
 /* Discard the clean lazyfree pages of one mm; mmap_lock held for reading. */
 static unsigned long drop_lazyfree_mm(struct mm_struct *mm)
 {
-	unsigned long dropped = 0;
+	static const struct mm_walk_ops ops = {
+		.pmd_entry = drop_lazyfree_pmd_entry,
+		.pte_entry = drop_lazyfree_pte_entry,
+	};
+	struct drop_lazyfree d = { 0 };
 
 	for (size_t v = 0; v < mm->mm_mt.nr; v++) {
-		struct vm_area_struct *vma = mm->mm_mt.vmas[v];
-
-		if (!vma_is_anonymous(vma))
-			continue;
-		for (unsigned long addr = vma->vm_start; addr < vma->vm_end;) {
-			unsigned long next = ALIGN_DOWN(addr, PMD_SIZE) + PMD_SIZE;
-			pmd_t *pmd = pmd_off(mm, addr);
-			pthread_mutex_t *ptl;
-			pmd_t val;
-			pte_t *pte;
-
-			if (next > vma->vm_end)
-				next = vma->vm_end;
-			if (!pmd) {
-				next = ALIGN_DOWN(addr, PUD_SIZE) + PUD_SIZE;
-				addr = next > vma->vm_end ? vma->vm_end : next;
-				continue;
-			}
-			val = pmdp_get(pmd);
-			if (pmd_leaf(val)) {
-				struct folio *zero = mm->machine->huge_zero_folio;
-				struct folio *folio = page_folio(pfn_to_page(pmd_pfn(val)));
-
-				if ((!zero || folio != zero) && next - addr == PMD_SIZE &&
-				    lazyfree_discardable(folio, pmd_dirty(val))) {
-					zap_huge_pmd(vma, pmd, addr);
-					dropped += HPAGE_PMD_NR;
-				}
-				addr = next;
-				continue;
-			}
-			pte = pte_offset_map_lock(mm, pmd, addr, &ptl);
-			if (!pte) {
-				addr = next;
-				continue;
-			}
-			for (; addr < next; addr += PAGE_SIZE, pte++) {
-				pte_t entry = ptep_get(pte);
-				struct page *page;
-				struct folio *folio;
-
-				if (!pte_present(entry) || pte_pfn(entry) == mm->machine->zero_pfn)
-					continue;
-				page = pfn_to_page(pte_pfn(entry));
-				folio = page_folio(page);
-				if (!lazyfree_discardable(folio, pte_dirty(entry)))
-					continue;
-				ptep_get_and_clear(pte);
-				add_mm_counter(mm, MM_ANONPAGES, -1);
-				folio_remove_rmap_ptes(folio, page, 1);
-				folio_put(folio);
-				dropped++;
-			}
-			spin_unlock(ptl);
-		}
+		d.vma = mm->mm_mt.vmas[v];
+		if (vma_is_anonymous(d.vma))
+			walk_page_range(mm, d.vma->vm_start, d.vma->vm_end, &ops, &d);
 	}
-	return dropped;
+	return d.dropped;
 }
 
 unsigned long uhmm_drop_lazyfree(struct uhmm_machine *machine)

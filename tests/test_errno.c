@@ -277,12 +277,6 @@ static const struct bad_call mmap_calls[] = {
 	{ "mmap neither private nor shared", OP_MMAP, 0, P, RW, MAP_ANONYMOUS, 0, -EINVAL },
 	{ "mmap neither private nor shared, MAP_FIXED over data", OP_MMAP, AT(0), 4 * P, RW,
 	  MAP_ANONYMOUS | MAP_FIXED, 0, -EINVAL },
-	/* PRIVATE|SHARED is MAP_SHARED_VALIDATE: an anonymous one is -EINVAL on Linux
-	 * (do_mmap's anonymous switch only knows MAP_SHARED and MAP_PRIVATE). */
-	{ "mmap both private and shared", OP_MMAP, 0, P, RW, MAP_PRIVATE | MAP_SHARED | MAP_ANONYMOUS, 0,
-	  -EINVAL },
-	{ "mmap both private and shared, MAP_FIXED over data", OP_MMAP, AT(0), 4 * P, RW,
-	  MAP_PRIVATE | MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, 0, -EINVAL },
 	{ "mmap MAP_FIXED unaligned", OP_MMAP, AT(0) + 1, P, RW, PRIV_ANON | MAP_FIXED, 0, -EINVAL },
 	{ "mmap MAP_FIXED unaligned by 2048", OP_MMAP, AT(4) + 2048, P, RW, PRIV_ANON | MAP_FIXED, 0,
 	  -EINVAL },
@@ -321,6 +315,20 @@ static const struct bad_call mmap_calls[] = {
 Test(bad_input, mm_mmap)
 {
 	run_table(mmap_calls, N(mmap_calls));
+}
+
+/* PRIVATE|SHARED is MAP_SHARED_VALIDATE: an anonymous one is -EINVAL on Linux
+ * (do_mmap's anonymous switch only knows MAP_SHARED and MAP_PRIVATE; checked on 6.18). */
+static const struct bad_call shared_validate_calls[] = {
+	{ "mmap both private and shared", OP_MMAP, 0, P, RW, MAP_PRIVATE | MAP_SHARED | MAP_ANONYMOUS, 0,
+	  -EINVAL },
+	{ "mmap both private and shared, MAP_FIXED over data", OP_MMAP, AT(0), 4 * P, RW,
+	  MAP_PRIVATE | MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, 0, -EINVAL },
+};
+
+Test(bad_input, mm_mmap_both_sharing_types)
+{
+	run_table(shared_validate_calls, N(shared_validate_calls));
 }
 
 /* Linux's mmap ignores prot bits it does not know (only mprotect checks them). */

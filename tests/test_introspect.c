@@ -200,11 +200,12 @@ Test(introspect, pagemap_multi_page_read)
 
 	/* VMA [0, 8) pages, hole [8, 12), VMA [12, 16), then past the end. */
 	cr_assert_eq(mm_munmap(mm, addr + 8 * PAGE_SIZE, 4 * PAGE_SIZE), 0);
-	write_byte(mm, addr, 1);                    /* page 0: anon */
+	/* Anonymous pages 0, 3, 7 and 12 hold 0x40 + their index. */
+	write_byte(mm, addr, 0x40);
 	cr_assert_eq(read_byte(mm, addr + PAGE_SIZE), 0); /* page 1: zero page */
-	write_byte(mm, addr + 3 * PAGE_SIZE, 3);    /* page 3: anon */
-	write_byte(mm, addr + 7 * PAGE_SIZE, 7);    /* page 7: anon */
-	write_byte(mm, addr + 12 * PAGE_SIZE, 12);  /* page 12: anon */
+	write_byte(mm, addr + 3 * PAGE_SIZE, 0x43);
+	write_byte(mm, addr + 7 * PAGE_SIZE, 0x47);
+	write_byte(mm, addr + 12 * PAGE_SIZE, 0x4c);
 	cr_assert_eq(read_byte(mm, addr + 15 * PAGE_SIZE), 0); /* page 15: zero page */
 
 	memset(e, 0xff, sizeof(e));
@@ -217,8 +218,8 @@ Test(introspect, pagemap_multi_page_read)
 			cr_assert_eq(e[i] & PM_FLAG_BITS, PM_PRESENT | PM_MMAP_EXCLUSIVE,
 				     "page %lu: %#llx", i, (unsigned long long)e[i]);
 			cr_assert(pfn_valid(pm_pfn(e[i])) && !is_zero_pfn(pm_pfn(e[i])));
-			cr_assert_eq(((uint8_t *)page_address(pfn_to_page(pm_pfn(e[i]))))[0], i,
-				     "page %lu: wrong frame", i);
+			cr_assert_eq(((uint8_t *)page_address(pfn_to_page(pm_pfn(e[i]))))[0],
+				     0x40 + i, "page %lu: wrong frame", i);
 		} else if (zero) {
 			cr_assert_eq(e[i] & PM_FLAG_BITS, PM_PRESENT, "page %lu: %#llx", i,
 				     (unsigned long long)e[i]);

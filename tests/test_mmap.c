@@ -27,21 +27,21 @@ static size_t nr_vmas(struct mm_struct *mm)
 }
 
 /* Assert the VMAs of @mm are exactly @n ranges [r[2i], r[2i+1]). */
-static void assert_vmas(struct mm_struct *mm, const unsigned long *r, size_t n)
+static void assert_vmas(struct mm_struct *mm, const unsigned long *r, size_t n, int line)
 {
-	cr_assert_eq(nr_vmas(mm), n, "%zu VMAs, want %zu", nr_vmas(mm), n);
+	cr_assert_eq(nr_vmas(mm), n, "line %d: %zu VMAs, want %zu", line, nr_vmas(mm), n);
 	for (size_t i = 0; i < n; i++) {
 		struct vm_area_struct *v = mm->mm_mt.vmas[i];
-		cr_assert_eq(v->vm_start, r[2 * i], "VMA %zu starts at %#lx, want %#lx", i, v->vm_start,
-			     r[2 * i]);
-		cr_assert_eq(v->vm_end, r[2 * i + 1], "VMA %zu ends at %#lx, want %#lx", i, v->vm_end,
-			     r[2 * i + 1]);
+		cr_assert_eq(v->vm_start, r[2 * i], "line %d: VMA %zu starts at %#lx, want %#lx", line,
+			     i, v->vm_start, r[2 * i]);
+		cr_assert_eq(v->vm_end, r[2 * i + 1], "line %d: VMA %zu ends at %#lx, want %#lx", line,
+			     i, v->vm_end, r[2 * i + 1]);
 	}
 }
 #define ASSERT_VMAS(mm, ...)                                                                \
 	do {                                                                                \
 		const unsigned long r_[] = { __VA_ARGS__ };                                 \
-		assert_vmas(mm, r_, sizeof(r_) / sizeof(r_[0]) / 2);                        \
+		assert_vmas(mm, r_, sizeof(r_) / sizeof(r_[0]) / 2, __LINE__);              \
 	} while (0)
 
 static long mmap_anon(struct mm_struct *mm, unsigned long addr, unsigned long len, int prot,
@@ -566,6 +566,115 @@ Test(mmap, munmap_part_of_a_thp)
 	assert_fault(mm, a + 3 * q - 1, true);
 	cr_assert_eq(pagemap(mm, a + q), 0ULL);
 	assert_audit_clean();
+	mmput(mm);
+}
+
+static unsigned long smaps_page_tables(struct mm_struct *mm)
+{
+	struct mm_smaps s;
+	cr_assert_eq(mm_smaps_rollup(mm, &s), 0);
+	return s.page_tables;
+}
+
+Test(mmap, munmap_frees_page_tables)
+{
+	struct mm_struct *mm = new_mm();
+	unsigned long pt0 = smaps_page_tables(mm);
+	unsigned long free0 = uhmm_nr_free_pages(machine);
+
+	cr_assert_eq(mmap_anon(mm, FIX, 4 * P, RW, MAP_FIXED), (long)FIX);
+	cr_assert_eq(smaps_page_tables(mm), pt0, "mmap alone allocates no table");
+	fill_pattern(mm, FIX, 4 * P, 1);
+	/* A PUD, a PMD and a PTE table under the PGD. */
+	cr_assert_eq(smaps_page_tables(mm), pt0 + 3 * P);
+	cr_assert_eq(uhmm_nr_free_pages(machine), free0 - 4 - 3);
+
+	/* Unmapping the only mapping frees its data and every table under the PGD. */
+	cr_assert_eq(mm_munmap(mm, FIX, 4 * P), 0);
+	cr_assert_eq(smaps_page_tables(mm), pt0);
+	cr_assert_eq(uhmm_nr_free_pages(machine), free0);
+
+	/* A THP: PUD and PMD tables, plus the PTE table deposited with the leaf. */
+	unsigned long t = map_thp(mm, PMD_SIZE);
+	fill_pattern(mm, t, PMD_SIZE, 2);
+	struct mm_smaps sm;
+	cr_assert_eq(mm_smaps_rollup(mm, &sm), 0);
+	cr_assert_eq(sm.anon_huge_pages, PMD_SIZE);
+	cr_assert_eq(sm.page_tables, pt0 + 3 * P);
+	cr_assert_eq(uhmm_nr_free_pages(machine), free0 - 512 - 3);
+	cr_assert_eq(mm_munmap(mm, t, PMD_SIZE), 0);
+	cr_assert_eq(smaps_page_tables(mm), pt0);
+	cr_assert_eq(uhmm_nr_free_pages(machine), free0);
+
+	/* Tables shared with a neighbour stay while the neighbour needs them. */
+	cr_assert_eq(mmap_anon(mm, FIX, 8 * P, RW, MAP_FIXED), (long)FIX);
+	fill_pattern(mm, FIX, 4 * P, 3);
+	fill_pattern(mm, FIX + 4 * P, 4 * P, 4);
+	cr_assert_eq(smaps_page_tables(mm), pt0 + 3 * P);
+	cr_assert_eq(mm_munmap(mm, FIX, 4 * P), 0);
+	cr_assert_eq(smaps_page_tables(mm), pt0 + 3 * P);
+	cr_assert_eq(uhmm_nr_free_pages(machine), free0 - 4 - 3);
+	check_pattern(mm, FIX + 4 * P, 4 * P, 4);
+	mmput(mm);
+}
+
+/* smaps_rollup's page_tables is VmPTE: Linux does not count the PGD in it. */
+Test(mmap, vmpte_does_not_count_the_pgd)
+{
+	struct mm_struct *mm = new_mm();
+	cr_assert_eq(smaps_page_tables(mm), 0UL, "an empty mm has VmPTE 0 on Linux");
+	cr_assert_eq(mmap_anon(mm, FIX, P, RW, MAP_FIXED), (long)FIX);
+	fill_pattern(mm, FIX, P, 1);
+	cr_assert_eq(smaps_page_tables(mm), 3 * P, "PUD + PMD + PTE tables = 12 kB");
+	mmput(mm);
+}
+
+Test(mmap, mprotect_part_of_a_thp_splits_it)
+{
+	struct mm_struct *mm = new_mm();
+	unsigned long a = map_thp(mm, PMD_SIZE);
+	fill_pattern(mm, a, PMD_SIZE, 5);
+	struct mm_smaps s;
+	cr_assert_eq(mm_smaps_rollup(mm, &s), 0);
+	cr_assert_eq(s.anon_huge_pages, PMD_SIZE);
+
+	cr_assert_eq(mm_mprotect(mm, a + PMD_SIZE / 2, P, PROT_READ), 0);
+	ASSERT_VMAS(mm, a, a + PMD_SIZE / 2, a + PMD_SIZE / 2, a + PMD_SIZE / 2 + P,
+		    a + PMD_SIZE / 2 + P, a + PMD_SIZE);
+	cr_assert_eq(mm_smaps_rollup(mm, &s), 0);
+	cr_assert_eq(s.anon_huge_pages, 0UL, "the PMD must be split");
+	cr_assert_eq(s.rss, PMD_SIZE);
+	cr_assert_eq(anon_pages(mm), 512);
+	assert_fault(mm, a + PMD_SIZE / 2, true);
+	assert_rw_ok(mm, a + PMD_SIZE / 2 - 1);
+	assert_rw_ok(mm, a + PMD_SIZE / 2 + P);
+	check_pattern(mm, a, PMD_SIZE, 5);
+
+	/* Back to RW: the VMAs merge again; the data is whole. */
+	cr_assert_eq(mm_mprotect(mm, a + PMD_SIZE / 2, P, RW), 0);
+	ASSERT_VMAS(mm, a, a + PMD_SIZE);
+	fill_pattern(mm, a, PMD_SIZE, 6);
+	check_pattern(mm, a, PMD_SIZE, 6);
+	assert_audit_clean();
+	mmput(mm);
+}
+
+Test(mmap, access_across_vma_boundaries)
+{
+	struct mm_struct *mm = new_mm();
+	unsigned long a = map_anon(mm, 0, 6 * P, RW, 0);
+	fill_pattern(mm, a, 6 * P, 9);
+	cr_assert_eq(mm_mprotect(mm, a + 2 * P, 2 * P, PROT_READ), 0);
+	cr_assert_eq(nr_vmas(mm), 3);
+	/* A read may span VMAs of different protections. */
+	check_pattern(mm, a, 6 * P, 9);
+	/* A write may span adjacent writable VMAs only; the read-only middle stops it whole. */
+	cr_assert_eq(cpu_memset(mm, a + P, 0, 4 * P), -EFAULT);
+	check_pattern(mm, a, 6 * P, 9);
+	cr_assert_eq(mm_mprotect(mm, a + 2 * P, 2 * P, PROT_READ | PROT_WRITE | PROT_EXEC), 0);
+	cr_assert_eq(nr_vmas(mm), 3);
+	cr_assert_eq(cpu_memset(mm, a + P, 0, 4 * P), 0);
+	check_zero(mm, a + P, 4 * P);
 	mmput(mm);
 }
 

@@ -48,7 +48,8 @@ Test(pgtable, geometry_and_indices)
 	cr_assert_eq(PGDIR_SIZE, 1UL << 39);
 	cr_assert_eq(HPAGE_PMD_ORDER, 9);
 	cr_assert_eq(HPAGE_PMD_NR, 512UL);
-	cr_assert_eq(TASK_SIZE, 0x800000000000UL);
+	/* x86-64 TASK_SIZE_MAX with 4-level paging: one guard page below 2^47. */
+	cr_assert_eq(TASK_SIZE, 0x7ffffffff000UL);
 
 	unsigned long addr = 3 * PGDIR_SIZE + 5 * PUD_SIZE + 7 * PMD_SIZE + 9 * PAGE_SIZE + 123;
 	cr_assert_eq(pgd_index(addr), 3UL);
@@ -56,11 +57,13 @@ Test(pgtable, geometry_and_indices)
 	cr_assert_eq(pmd_index(addr), 7UL);
 	cr_assert_eq(pte_index(addr), 9UL);
 
-	addr = TASK_SIZE - 1;
+	addr = (1UL << 47) - 1;
 	cr_assert_eq(pgd_index(addr), 255UL);
 	cr_assert_eq(pud_index(addr), 511UL);
 	cr_assert_eq(pmd_index(addr), 511UL);
 	cr_assert_eq(pte_index(addr), 511UL);
+	cr_assert_eq(pte_index(TASK_SIZE - 1), 510UL);
+	cr_assert_eq(pte_index(TASK_SIZE), 511UL);
 
 	cr_assert_eq(pgd_index(0), 0UL);
 	cr_assert_eq(pte_index(PMD_SIZE), 0UL);

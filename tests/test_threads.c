@@ -121,8 +121,8 @@ static bool compare_mm(struct worker_result *r, struct mm_struct *mm, unsigned l
 #define NR_OWNERS 4
 #define NR_CHURNERS 2
 #define OWNER_SIZE (2 * HPAGE_PMD_SIZE)
-#define OWNER_OPS 3000
-#define CHURN_ITERS 150
+#define OWNER_OPS 8000
+#define CHURN_ITERS 300
 #define MAX_IO (3 * PAGE_SIZE)
 #define COUNTER_SLOTS 8 /* u64 counters on the shared page */
 
@@ -648,20 +648,22 @@ Test(threads, racing_first_touch_thp) { racing_first_touch(true); }
 /* ------------------------------------------------------------------ */
 
 #define REMAP_READERS 3
-#define REMAP_ITERS 200
+#define REMAP_ITERS 1000
 #define REMAP_LEN (8 * PAGE_SIZE)
 
 struct remap_shared {
 	struct mm_struct *mm;
 	unsigned long addr;
 	atomic_bool done;
+	pthread_barrier_t start;
 	uint64_t seed;
 };
 
 struct remap_reader {
 	struct remap_shared *sh;
 	unsigned int idx;
-	unsigned long ok, efault;
+	atomic_ulong ok; /* the main thread watches it */
+	unsigned long efault;
 	struct worker_result res;
 };
 
@@ -673,6 +675,7 @@ static void *remap_reader_fn(void *arg)
 	uint64_t s = seed_for(r->sh->seed, r->idx);
 	uint8_t buf[2 * PAGE_SIZE];
 
+	pthread_barrier_wait(&r->sh->start);
 	while (!atomic_load(&r->sh->done) && !r->res.failures) {
 		unsigned long off, len;
 		int ret;
@@ -687,7 +690,7 @@ static void *remap_reader_fn(void *arg)
 			fail(&r->res, "cpu_read = %d", ret);
 			break;
 		}
-		r->ok++;
+		atomic_fetch_add(&r->ok, 1);
 		/* Each byte is 0 (fresh mapping) or the pattern (filled). */
 		for (unsigned long i = 0; i < len; i++)
 			if (buf[i] && buf[i] != remap_byte(off + i)) {
@@ -716,11 +719,14 @@ Test(threads, readers_against_remap)
 	for (unsigned long i = 0; i < REMAP_LEN; i++)
 		pattern[i] = remap_byte(i);
 	cr_assert_eq(cpu_write(sh.mm, sh.addr, pattern, REMAP_LEN), 0);
+	cr_assert_eq(pthread_barrier_init(&sh.start, NULL, REMAP_READERS + 1), 0);
 	for (unsigned int i = 0; i < REMAP_READERS; i++) {
 		readers[i].sh = &sh;
 		readers[i].idx = i;
+		atomic_init(&readers[i].ok, 0);
 	}
 	start_threads(t, REMAP_READERS, remap_reader_fn, readers, sizeof(readers[0]));
+	pthread_barrier_wait(&sh.start);
 
 	for (int it = 0; it < REMAP_ITERS; it++) {
 		long ret;
@@ -748,13 +754,19 @@ Test(threads, readers_against_remap)
 		}
 		cr_assert_eq(cpu_write(sh.mm, sh.addr, pattern, REMAP_LEN), 0);
 	}
+	/* Give each reader (up to a second) to see the mapping at least once. */
+	for (int i = 0, waits = 0; i < REMAP_READERS && waits < 1000; i++)
+		while (!atomic_load(&readers[i].ok) && waits++ < 1000)
+			nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
 	atomic_store(&sh.done, true);
 	join_threads(t, REMAP_READERS);
+	pthread_barrier_destroy(&sh.start);
 	for (int i = 0; i < REMAP_READERS; i++) {
 		cr_assert_eq(readers[i].res.failures, 0, "reader %d: %s", i, readers[i].res.msg);
-		ok += readers[i].ok;
+		ok += atomic_load(&readers[i].ok);
 	}
 	cr_assert_gt(ok, 0, "no read ever succeeded");
+	fprintf(stderr, "threads/readers_against_remap: %lu reads saw the mapping\n", ok);
 	{
 		uint8_t back[REMAP_LEN];
 
