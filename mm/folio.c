@@ -59,8 +59,8 @@ static struct folio_wait_bucket *folio_waitqueue(const struct folio *folio)
 /* Set PG_locked; sequentially consistent (see the comment at the top). */
 static bool folio_test_and_set_locked(struct folio *folio)
 {
-	unsigned long old = __atomic_fetch_or(&folio_head(folio)->flags, 1UL << PG_locked,
-					      __ATOMIC_SEQ_CST);
+	unsigned long old =
+		__atomic_fetch_or(&folio_head(folio)->flags, 1UL << PG_locked, __ATOMIC_SEQ_CST);
 
 	return old & (1UL << PG_locked);
 }
@@ -285,7 +285,8 @@ void folio_put_refs(struct folio *folio, int refs)
 			return;
 		}
 		if (old == refs && folio_test_reserved(folio)) {
-			uhmm_warn("folio_put: last reference of reserved pfn %#lx", folio_pfn(folio));
+			uhmm_warn("folio_put: last reference of reserved pfn %#lx",
+				  folio_pfn(folio));
 			return;
 		}
 	} while (!atomic_compare_exchange_weak(&folio->_refcount, &old, old - refs));
@@ -311,8 +312,8 @@ void folio_put(struct folio *folio)
  * on the new head, its own PG_anon_exclusive bit kept on every page,
  * @mapping and @index on the head, everything unmapped and frozen.
  */
-static void split_one(struct page *page, bool old_head, unsigned int new_order,
-		      unsigned long flags, void *mapping, unsigned long index)
+static void split_one(struct page *page, bool old_head, unsigned int new_order, unsigned long flags,
+		      void *mapping, unsigned long index)
 {
 	const unsigned long ae = 1UL << PG_anon_exclusive;
 	unsigned long j, nr = 1UL << new_order;

@@ -163,12 +163,13 @@ struct vm_area_struct *vma_try_merge_around(struct mm_struct *mm, size_t i)
 {
 	struct vma_tree *mt = &mm->mm_mt;
 
-	if (i + 1 < mt->nr && vmas_mergeable(mt->vmas[i], mt->vmas[i + 1]))
-		vma_merge_with_next(mm, i);
+	/* Like vma_merge_new_range(): the left neighbour first, then the right. */
 	if (i > 0 && vmas_mergeable(mt->vmas[i - 1], mt->vmas[i])) {
 		vma_merge_with_next(mm, i - 1);
 		i--;
 	}
+	if (i + 1 < mt->nr && vmas_mergeable(mt->vmas[i], mt->vmas[i + 1]))
+		vma_merge_with_next(mm, i);
 	return mt->vmas[i];
 }
 
@@ -348,10 +349,11 @@ static long get_unmapped_area(struct mm_struct *mm, unsigned long addr, unsigned
 		if (addr >= MMAP_MIN_ADDR && addr <= mm->task_size - len &&
 		    range_is_free(mm, addr, len))
 			return (long)addr;
-	}
-	/* Anonymous mappings of a PMD multiple are THP aligned (thp_get_unmapped_area). */
-	if (IS_ALIGNED(len, PMD_SIZE))
+	} else if (IS_ALIGNED(len, PMD_SIZE)) {
+		/* Anonymous mappings of a PMD multiple without a hint are THP aligned
+		 * (thp_get_unmapped_area()). */
 		align = PMD_SIZE;
+	}
 	addr = unmapped_area_topdown(mm, len, align);
 	if (!addr && align > PAGE_SIZE)
 		addr = unmapped_area_topdown(mm, len, PAGE_SIZE);

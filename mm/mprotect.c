@@ -185,6 +185,10 @@ int mm_mprotect(struct mm_struct *mm, unsigned long start, unsigned long len, in
 			err = -EACCES;
 			break;
 		}
+		/* Making a private mapping writable charges it (VM_ACCOUNT), as Linux does. */
+		if ((newflags & VM_WRITE) &&
+		    !(vma->vm_flags & (VM_ACCOUNT | VM_WRITE | VM_HUGETLB | VM_SHARED | VM_NORESERVE)))
+			newflags |= VM_ACCOUNT;
 		tmp = vma->vm_end < end ? vma->vm_end : end;
 		err = vma_modify_flags(mm, vma, addr, tmp, newflags, true);
 		if (err)

@@ -40,6 +40,7 @@
  * that is never used never costs struct-page memory.
  */
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -92,13 +93,25 @@ static int pfn_space_init(void)
 }
 
 /* The part of the vmemmap that holds the struct pages of a range. */
-static void vmemmap_span(unsigned long start_pfn, unsigned long nr_pages, void **addr,
-			 size_t *len)
+static void vmemmap_span(unsigned long start_pfn, unsigned long nr_pages, void **addr, size_t *len)
 {
 	*addr = pfn_to_page(start_pfn);
 	*len = PAGE_ALIGN(nr_pages * sizeof(struct page));
 }
 
+/**
+ * pfn_space_register() - give a new range of PFNs to memory.
+ * @nr_pages: frames wanted (at least 1).
+ * @bytes: the memory behind the first frame, or NULL.
+ * @machine: the owning machine (system RAM) or NULL (device memory).
+ * @owner: opaque pointer pfn_space_lookup() returns, or NULL.
+ * @start_pfn: where the first PFN of the new range is stored.
+ *
+ * Takes pfn_space_lock.  The range's struct pages read as zero until written.
+ *
+ * Return: 0; -EINVAL for a zero or too large @nr_pages; -ENOSPC when no run
+ * of free sections is long enough; -ENOMEM when the host refuses memory.
+ */
 int pfn_space_register(unsigned long nr_pages, char *bytes, struct uhmm_machine *machine,
 		       void *owner, unsigned long *start_pfn)
 {
@@ -150,6 +163,13 @@ int pfn_space_register(unsigned long nr_pages, char *bytes, struct uhmm_machine 
 	return 0;
 }
 
+/**
+ * pfn_space_unregister() - release the range that starts at @start_pfn.
+ * @start_pfn: a value pfn_space_register() returned.
+ *
+ * Takes pfn_space_lock.  The range's struct pages are discarded and its
+ * sections become free for reuse; nothing may touch its pages any more.
+ */
 void pfn_space_unregister(unsigned long start_pfn)
 {
 	unsigned long first = start_pfn >> PFN_SECTION_SHIFT;
@@ -201,6 +221,15 @@ static const struct pfn_section *pfn_section(unsigned long pfn, unsigned long *s
 	return s;
 }
 
+/**
+ * pfn_space_lookup() - find the registered range that contains @pfn.
+ * @pfn: any value.
+ * @range: filled in when @pfn is valid; may be NULL.
+ *
+ * Lock-free, O(1).
+ *
+ * Return: true if @pfn belongs to a registered range.
+ */
 bool pfn_space_lookup(unsigned long pfn, struct pfn_range *range)
 {
 	unsigned long start, nr;
@@ -298,6 +327,16 @@ static bool page_is_buddy(const struct page *page, unsigned int order)
 	return test_page_flag(page, PG_buddy) && page->private == order;
 }
 
+/**
+ * free_one_page() - put a block of 2^@order pages back on the free lists.
+ * @machine: the machine that owns the block.
+ * @page: the first page, aligned to @order inside the machine.
+ * @order: 0..MAX_PAGE_ORDER.
+ *
+ * The caller has finished with every page (no references, mappings or
+ * compound state; flags cleared).  Takes machine->zone_lock and merges the
+ * block with its free buddies.
+ */
 void free_one_page(struct uhmm_machine *machine, struct page *page, unsigned int order)
 {
 	unsigned long idx = page_to_pfn(page) - machine->start_pfn;
@@ -418,8 +457,7 @@ static bool should_fail_alloc_page(struct uhmm_machine *machine, gfp_t gfp, unsi
 		goto out;
 	if (attr->times == 0 || attr->probability == 0)
 		goto out;
-	if (attr->probability < 100 &&
-	    fail_rng_next(&machine->fail_rng) % 100 >= attr->probability)
+	if (attr->probability < 100 && fail_rng_next(&machine->fail_rng) % 100 >= attr->probability)
 		goto out;
 	if (attr->times > 0)
 		attr->times--;
@@ -501,8 +539,8 @@ void __free_pages(struct page *page, unsigned int order)
 	int old;
 
 	if (!machine || order > MAX_PAGE_ORDER) {
-		uhmm_warn("__free_pages: pfn %#lx order %u is not system RAM",
-			  page_to_pfn(page), order);
+		uhmm_warn("__free_pages: pfn %#lx order %u is not system RAM", page_to_pfn(page),
+			  order);
 		return;
 	}
 	if (test_page_flag(page, PG_head)) {
@@ -530,6 +568,54 @@ void __free_pages(struct page *page, unsigned int order)
 	}
 }
 
+/* Report one problem found by page_alloc_mark_free(). */
+static __attribute__((format(printf, 3, 4))) void mark_bad(int *bad, FILE *report, const char *fmt,
+							   ...)
+{
+	va_list ap;
+
+	(*bad)++;
+	if (!report)
+		return;
+	fputs("page_alloc: ", report);
+	va_start(ap, fmt);
+	vfprintf(report, fmt, ap);
+	va_end(ap);
+	fputc('\n', report);
+}
+
+/* Check one block on the free list of @order and mark its pages.  zone_lock held. */
+static void mark_free_block(struct uhmm_machine *machine, struct page *page, unsigned int order,
+			    uint8_t *state, FILE *report, int *bad)
+{
+	unsigned long pfn = page_to_pfn(page), nr = 1UL << order, idx, i;
+
+	if (pfn < machine->start_pfn || pfn - machine->start_pfn + nr > machine->nr_pages) {
+		mark_bad(bad, report, "order %u free block at pfn %#lx is outside [%#lx, %#lx)",
+			 order, pfn, machine->start_pfn, machine->start_pfn + machine->nr_pages);
+		return;
+	}
+	idx = pfn - machine->start_pfn;
+	if (!test_page_flag(page, PG_buddy))
+		mark_bad(bad, report, "order %u free block at pfn %#lx lacks PG_buddy (flags %#lx)",
+			 order, pfn, page->flags);
+	if (page->private != order)
+		mark_bad(bad, report, "order %u free block at pfn %#lx records order %lu", order,
+			 pfn, page->private);
+	if (idx & (nr - 1))
+		mark_bad(bad, report, "order %u free block at pfn %#lx is not aligned", order, pfn);
+	for (i = 0; i < nr; i++) {
+		if (state[idx + i] != AUDIT_UNSEEN) {
+			mark_bad(bad, report,
+				 "order %u free block at pfn %#lx: pfn %#lx is already %s", order,
+				 pfn, pfn + i,
+				 state[idx + i] == AUDIT_FREE ? "in another free block" : "in use");
+			break;
+		}
+	}
+	memset(state + idx, AUDIT_FREE, nr);
+}
+
 /**
  * page_alloc_mark_free() - check the free lists and mark every free page.
  * @machine: the machine.
@@ -546,72 +632,38 @@ void __free_pages(struct page *page, unsigned int order)
  */
 int page_alloc_mark_free(struct uhmm_machine *machine, uint8_t *state, FILE *report)
 {
-	unsigned long total = 0;
+	unsigned long total = 0, nr_free_pages;
 	unsigned int order;
 	int bad = 0;
-
-#define MARK_BAD(fmt, ...)                                                         \
-	do {                                                                       \
-		bad++;                                                             \
-		if (report)                                                        \
-			fprintf(report, "page_alloc: " fmt "\n", __VA_ARGS__);     \
-	} while (0)
 
 	pthread_mutex_lock(&machine->zone_lock);
 	for (order = 0; order <= MAX_PAGE_ORDER; order++) {
 		struct list_head *head = &machine->free_area[order], *pos;
-		unsigned long nr = 1UL << order, blocks = 0;
+		unsigned long blocks = 0;
 
 		for (pos = head->next; pos != head; pos = pos->next) {
-			struct page *page = list_entry(pos, struct page, lru);
-			unsigned long pfn = page_to_pfn(page), idx, i;
-			bool overlap = false;
-
 			if (pos->next->prev != pos) {
-				MARK_BAD("order %u list is corrupt after pfn %#lx", order, pfn);
+				mark_bad(&bad, report, "order %u list is corrupt after pfn %#lx",
+					 order, page_to_pfn(list_entry(pos, struct page, lru)));
 				break;
 			}
 			if (++blocks > machine->nr_pages) {
-				MARK_BAD("order %u list does not end", order);
+				mark_bad(&bad, report, "order %u list does not end", order);
 				break;
 			}
-			if (pfn < machine->start_pfn || pfn - machine->start_pfn >= machine->nr_pages ||
-			    pfn - machine->start_pfn + nr > machine->nr_pages) {
-				MARK_BAD("order %u free block at pfn %#lx is outside the machine "
-					 "[%#lx, %#lx)", order, pfn, machine->start_pfn,
-					 machine->start_pfn + machine->nr_pages);
-				continue;
-			}
-			idx = pfn - machine->start_pfn;
-			if (!test_page_flag(page, PG_buddy))
-				MARK_BAD("order %u free block at pfn %#lx lacks PG_buddy (flags %#lx)",
-					 order, pfn, page->flags);
-			if (page->private != order)
-				MARK_BAD("order %u free block at pfn %#lx records order %lu",
-					 order, pfn, page->private);
-			if (idx & (nr - 1))
-				MARK_BAD("order %u free block at pfn %#lx is not aligned", order, pfn);
-			for (i = 0; i < nr; i++) {
-				if (state[idx + i] != AUDIT_UNSEEN && !overlap) {
-					overlap = true;
-					MARK_BAD("order %u free block at pfn %#lx: pfn %#lx is already "
-						 "%s", order, pfn, pfn + i,
-						 state[idx + i] == AUDIT_FREE ? "in another free block"
-									      : "in use");
-				}
-				state[idx + i] = AUDIT_FREE;
-			}
-			total += nr;
+			mark_free_block(machine, list_entry(pos, struct page, lru), order, state,
+					report, &bad);
+			total += 1UL << order;
 		}
 		if (blocks != machine->nr_free[order])
-			MARK_BAD("nr_free[%u] is %lu but the list holds %lu blocks", order,
-				 machine->nr_free[order], blocks);
+			mark_bad(&bad, report, "nr_free[%u] is %lu but the list holds %lu blocks",
+				 order, machine->nr_free[order], blocks);
 	}
-	if (total != atomic_load(&machine->nr_free_pages))
-		MARK_BAD("nr_free_pages is %lu but the lists hold %lu pages",
-			 (unsigned long)atomic_load(&machine->nr_free_pages), total);
+	nr_free_pages = atomic_load(&machine->nr_free_pages);
+	if (total != nr_free_pages)
+		mark_bad(&bad, report, "nr_free_pages is %lu but the lists hold %lu pages",
+			 nr_free_pages, total);
 	pthread_mutex_unlock(&machine->zone_lock);
-#undef MARK_BAD
 	return bad;
 }
 
@@ -650,7 +702,7 @@ static void buddy_init(struct uhmm_machine *machine)
  */
 struct uhmm_machine *uhmm_machine_create(const struct uhmm_machine_config *config)
 {
-	static const struct uhmm_machine_config defaults = { 0 };
+	static const struct uhmm_machine_config defaults = {0};
 	struct uhmm_machine *machine;
 	unsigned long size;
 	struct page *zero;

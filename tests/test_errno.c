@@ -30,7 +30,7 @@ TestSuite(bad_input, .init = machine_setup, .fini = machine_teardown);
  *   [28, 32)  hole
  */
 #define BASE 0x100000000000UL /* 16 TiB: far below mmap_base, 2 MiB aligned */
-#define AT(pg) (BASE + (unsigned long)(pg) * PAGE_SIZE)
+#define AT(pg) (BASE + (unsigned long)(pg)*PAGE_SIZE)
 #define SPAN 32
 #define RW (PROT_READ | PROT_WRITE)
 #define PRIV_ANON (MAP_PRIVATE | MAP_ANONYMOUS)
@@ -39,14 +39,17 @@ TestSuite(bad_input, .init = machine_setup, .fini = machine_teardown);
 static struct mm_struct *setup_layout(void)
 {
 	struct mm_struct *mm = new_mm();
-	cr_assert_eq(mm_mmap(mm, AT(0), 12 * PAGE_SIZE, RW, PRIV_ANON | MAP_FIXED, NULL, 0), (long)AT(0));
+	cr_assert_eq(mm_mmap(mm, AT(0), 12 * PAGE_SIZE, RW, PRIV_ANON | MAP_FIXED, NULL, 0),
+		     (long)AT(0));
 	fill_pattern(mm, AT(0), 8 * PAGE_SIZE, 1);
 	fill_pattern(mm, AT(8), 4 * PAGE_SIZE, 2);
 	cr_assert_eq(mm_mprotect(mm, AT(8), 4 * PAGE_SIZE, PROT_READ), 0);
-	cr_assert_eq(mm_mmap(mm, AT(16), 4 * PAGE_SIZE, RW, PRIV_ANON | MAP_FIXED, NULL, 0), (long)AT(16));
+	cr_assert_eq(mm_mmap(mm, AT(16), 4 * PAGE_SIZE, RW, PRIV_ANON | MAP_FIXED, NULL, 0),
+		     (long)AT(16));
 	fill_pattern(mm, AT(16), 4 * PAGE_SIZE, 3);
 	cr_assert_eq(mm_mprotect(mm, AT(16), 4 * PAGE_SIZE, PROT_NONE), 0);
-	cr_assert_eq(mm_mmap(mm, AT(24), 4 * PAGE_SIZE, RW, PRIV_ANON | MAP_FIXED, NULL, 0), (long)AT(24));
+	cr_assert_eq(mm_mmap(mm, AT(24), 4 * PAGE_SIZE, RW, PRIV_ANON | MAP_FIXED, NULL, 0),
+		     (long)AT(24));
 
 	/* Sanity of the layout itself, so the cases below mean what they say. */
 	cr_assert_eq(mm->mm_mt.nr, 4, "layout has %zu VMAs, want 4", mm->mm_mt.nr);
@@ -63,7 +66,7 @@ static struct mm_struct *setup_layout(void)
 
 struct snapshot {
 	uint64_t pm[SPAN];
-	uint8_t *bytes; /* SPAN pages: the content of each present page */
+	uint8_t *bytes;	   /* SPAN pages: the content of each present page */
 	uint8_t *readable; /* pages [0, 12) read through the CPU */
 	struct mm_smaps smaps;
 	long rss[NR_MM_COUNTERS];
@@ -114,36 +117,40 @@ static void free_snapshot(struct snapshot *s)
 static void expect_unchanged(const char *what, const struct snapshot *a, const struct snapshot *b)
 {
 	for (int i = 0; i < SPAN; i++)
-		cr_expect_eq(a->pm[i], b->pm[i], "%s: pagemap of page %d changed %#llx -> %#llx", what, i,
-			     (unsigned long long)a->pm[i], (unsigned long long)b->pm[i]);
+		cr_expect_eq(a->pm[i], b->pm[i], "%s: pagemap of page %d changed %#llx -> %#llx",
+			     what, i, (unsigned long long)a->pm[i], (unsigned long long)b->pm[i]);
 	for (int i = 0; i < SPAN; i++)
-		cr_expect(!memcmp(a->bytes + (size_t)i * PAGE_SIZE, b->bytes + (size_t)i * PAGE_SIZE,
-				  PAGE_SIZE),
+		cr_expect(!memcmp(a->bytes + (size_t)i * PAGE_SIZE,
+				  b->bytes + (size_t)i * PAGE_SIZE, PAGE_SIZE),
 			  "%s: bytes of page %d changed", what, i);
-	cr_expect(!memcmp(a->readable, b->readable, 12 * PAGE_SIZE), "%s: data read back changed", what);
+	cr_expect(!memcmp(a->readable, b->readable, 12 * PAGE_SIZE), "%s: data read back changed",
+		  what);
 	cr_expect_eq(a->smaps.rss, b->smaps.rss, "%s: smaps rss %lu -> %lu", what, a->smaps.rss,
 		     b->smaps.rss);
 	cr_expect_eq(a->smaps.anonymous, b->smaps.anonymous, "%s: smaps anonymous", what);
-	cr_expect_eq(a->smaps.anon_huge_pages, b->smaps.anon_huge_pages, "%s: smaps anon_huge", what);
-	cr_expect_eq(a->smaps.private_dirty, b->smaps.private_dirty, "%s: smaps private_dirty", what);
-	cr_expect_eq(a->smaps.private_clean, b->smaps.private_clean, "%s: smaps private_clean", what);
+	cr_expect_eq(a->smaps.anon_huge_pages, b->smaps.anon_huge_pages, "%s: smaps anon_huge",
+		     what);
+	cr_expect_eq(a->smaps.private_dirty, b->smaps.private_dirty, "%s: smaps private_dirty",
+		     what);
+	cr_expect_eq(a->smaps.private_clean, b->smaps.private_clean, "%s: smaps private_clean",
+		     what);
 	cr_expect_eq(a->smaps.swap, b->smaps.swap, "%s: smaps swap", what);
 	cr_expect_eq(a->smaps.lazy_free, b->smaps.lazy_free, "%s: smaps lazy_free", what);
 	cr_expect_eq(a->smaps.page_tables, b->smaps.page_tables, "%s: page tables %lu -> %lu", what,
 		     a->smaps.page_tables, b->smaps.page_tables);
 	for (int i = 0; i < NR_MM_COUNTERS; i++)
-		cr_expect_eq(a->rss[i], b->rss[i], "%s: rss counter %d %ld -> %ld", what, i, a->rss[i],
-			     b->rss[i]);
+		cr_expect_eq(a->rss[i], b->rss[i], "%s: rss counter %d %ld -> %ld", what, i,
+			     a->rss[i], b->rss[i]);
 	cr_expect_eq(a->free_pages, b->free_pages, "%s: free pages %lu -> %lu", what, a->free_pages,
 		     b->free_pages);
 	cr_expect_eq(a->nr_vmas, b->nr_vmas, "%s: %zu VMAs -> %zu", what, a->nr_vmas, b->nr_vmas);
 	for (size_t i = 0; i < a->nr_vmas && i < b->nr_vmas; i++) {
-		cr_expect_eq(a->vma[i].start, b->vma[i].start, "%s: VMA %zu start %#lx -> %#lx", what, i,
-			     a->vma[i].start, b->vma[i].start);
+		cr_expect_eq(a->vma[i].start, b->vma[i].start, "%s: VMA %zu start %#lx -> %#lx",
+			     what, i, a->vma[i].start, b->vma[i].start);
 		cr_expect_eq(a->vma[i].end, b->vma[i].end, "%s: VMA %zu end %#lx -> %#lx", what, i,
 			     a->vma[i].end, b->vma[i].end);
-		cr_expect_eq(a->vma[i].flags, b->vma[i].flags, "%s: VMA %zu flags %#lx -> %#lx", what, i,
-			     a->vma[i].flags, b->vma[i].flags);
+		cr_expect_eq(a->vma[i].flags, b->vma[i].flags, "%s: VMA %zu flags %#lx -> %#lx",
+			     what, i, a->vma[i].flags, b->vma[i].flags);
 		cr_expect_eq(a->vma[i].pgoff, b->vma[i].pgoff, "%s: VMA %zu pgoff", what, i);
 	}
 }
@@ -158,7 +165,7 @@ enum op {
 	OP_MEMSET,
 	OP_FETCH_ADD,
 	OP_XCHG,
-	OP_CMPXCHG,       /* expected value differs from memory */
+	OP_CMPXCHG,	  /* expected value differs from memory */
 	OP_CMPXCHG_MATCH, /* expected value is what memory holds (read first) */
 	OP_PAGEMAP,
 };
@@ -168,8 +175,8 @@ struct bad_call {
 	enum op op;
 	unsigned long addr;
 	unsigned long len;
-	long arg;   /* prot, advice, or the value for atomics */
-	int flags;  /* mmap flags */
+	long arg;  /* prot, advice, or the value for atomics */
+	int flags; /* mmap flags */
 	unsigned long off;
 	long want;
 };
@@ -194,8 +201,8 @@ static long run_call(struct mm_struct *mm, const struct bad_call *c)
 		if (ret)
 			for (size_t i = 0; i < c->len; i++)
 				if (buf[i] != 0xa5) {
-					cr_expect_fail("%s: failed read copied byte %zu (%#x)", c->what, i,
-						       buf[i]);
+					cr_expect_fail("%s: failed read copied byte %zu (%#x)",
+						       c->what, i, buf[i]);
 					break;
 				}
 		free(buf);
@@ -233,11 +240,12 @@ static long run_call(struct mm_struct *mm, const struct bad_call *c)
 		return cpu_atomic_cmpxchg_u64(mm, c->addr, cur, (uint64_t)c->arg, &prev);
 	}
 	case OP_PAGEMAP: {
-		uint64_t out[4] = { 0x77, 0x77, 0x77, 0x77 };
+		uint64_t out[4] = {0x77, 0x77, 0x77, 0x77};
 		ret = mm_pagemap_read(mm, c->addr, c->len, out);
 		if (ret)
 			for (int i = 0; i < 4; i++)
-				cr_expect_eq(out[i], 0x77ULL, "%s: failed pagemap wrote entry %d", c->what, i);
+				cr_expect_eq(out[i], 0x77ULL, "%s: failed pagemap wrote entry %d",
+					     c->what, i);
 		return ret;
 	}
 	}
@@ -271,45 +279,47 @@ static void run_table(const struct bad_call *calls, size_t n)
 /* ---- mm_mmap ---- */
 
 static const struct bad_call mmap_calls[] = {
-	{ "mmap len 0", OP_MMAP, 0, 0, RW, PRIV_ANON, 0, -EINVAL },
-	{ "mmap len 0 with a hint", OP_MMAP, AT(40), 0, RW, PRIV_ANON, 0, -EINVAL },
-	{ "mmap len 0 MAP_FIXED over data", OP_MMAP, AT(0), 0, RW, PRIV_ANON | MAP_FIXED, 0, -EINVAL },
-	{ "mmap neither private nor shared", OP_MMAP, 0, P, RW, MAP_ANONYMOUS, 0, -EINVAL },
-	{ "mmap neither private nor shared, MAP_FIXED over data", OP_MMAP, AT(0), 4 * P, RW,
-	  MAP_ANONYMOUS | MAP_FIXED, 0, -EINVAL },
-	{ "mmap MAP_FIXED unaligned", OP_MMAP, AT(0) + 1, P, RW, PRIV_ANON | MAP_FIXED, 0, -EINVAL },
-	{ "mmap MAP_FIXED unaligned by 2048", OP_MMAP, AT(4) + 2048, P, RW, PRIV_ANON | MAP_FIXED, 0,
-	  -EINVAL },
-	{ "mmap MAP_FIXED_NOREPLACE unaligned", OP_MMAP, AT(40) + 8, P, RW,
-	  PRIV_ANON | MAP_FIXED_NOREPLACE, 0, -EINVAL },
-	{ "mmap MAP_FIXED_NOREPLACE over data", OP_MMAP, AT(0), 8 * P, RW,
-	  PRIV_ANON | MAP_FIXED_NOREPLACE, 0, -EEXIST },
-	{ "mmap MAP_FIXED_NOREPLACE over the tail of RW and the RO part", OP_MMAP, AT(7), 2 * P, RW,
-	  PRIV_ANON | MAP_FIXED_NOREPLACE, 0, -EEXIST },
-	{ "mmap MAP_FIXED_NOREPLACE from a hole into PROT_NONE", OP_MMAP, AT(12), 5 * P, RW,
-	  PRIV_ANON | MAP_FIXED_NOREPLACE, 0, -EEXIST },
-	{ "mmap MAP_FIXED_NOREPLACE from a hole over the untouched part", OP_MMAP, AT(20), 16 * P, RW,
-	  PRIV_ANON | MAP_FIXED_NOREPLACE, 0, -EEXIST },
-	{ "mmap unaligned offset", OP_MMAP, 0, P, RW, PRIV_ANON, 1, -EINVAL },
-	{ "mmap unaligned offset, MAP_FIXED over data", OP_MMAP, AT(0), 4 * P, RW,
-	  PRIV_ANON | MAP_FIXED, 2048, -EINVAL },
+	{"mmap len 0", OP_MMAP, 0, 0, RW, PRIV_ANON, 0, -EINVAL},
+	{"mmap len 0 with a hint", OP_MMAP, AT(40), 0, RW, PRIV_ANON, 0, -EINVAL},
+	{"mmap len 0 MAP_FIXED over data", OP_MMAP, AT(0), 0, RW, PRIV_ANON | MAP_FIXED, 0,
+	 -EINVAL},
+	{"mmap neither private nor shared", OP_MMAP, 0, P, RW, MAP_ANONYMOUS, 0, -EINVAL},
+	{"mmap neither private nor shared, MAP_FIXED over data", OP_MMAP, AT(0), 4 * P, RW,
+	 MAP_ANONYMOUS | MAP_FIXED, 0, -EINVAL},
+	{"mmap MAP_FIXED unaligned", OP_MMAP, AT(0) + 1, P, RW, PRIV_ANON | MAP_FIXED, 0, -EINVAL},
+	{"mmap MAP_FIXED unaligned by 2048", OP_MMAP, AT(4) + 2048, P, RW, PRIV_ANON | MAP_FIXED, 0,
+	 -EINVAL},
+	{"mmap MAP_FIXED_NOREPLACE unaligned", OP_MMAP, AT(40) + 8, P, RW,
+	 PRIV_ANON | MAP_FIXED_NOREPLACE, 0, -EINVAL},
+	{"mmap MAP_FIXED_NOREPLACE over data", OP_MMAP, AT(0), 8 * P, RW,
+	 PRIV_ANON | MAP_FIXED_NOREPLACE, 0, -EEXIST},
+	{"mmap MAP_FIXED_NOREPLACE over the tail of RW and the RO part", OP_MMAP, AT(7), 2 * P, RW,
+	 PRIV_ANON | MAP_FIXED_NOREPLACE, 0, -EEXIST},
+	{"mmap MAP_FIXED_NOREPLACE from a hole into PROT_NONE", OP_MMAP, AT(12), 5 * P, RW,
+	 PRIV_ANON | MAP_FIXED_NOREPLACE, 0, -EEXIST},
+	{"mmap MAP_FIXED_NOREPLACE from a hole over the untouched part", OP_MMAP, AT(20), 16 * P,
+	 RW, PRIV_ANON | MAP_FIXED_NOREPLACE, 0, -EEXIST},
+	{"mmap unaligned offset", OP_MMAP, 0, P, RW, PRIV_ANON, 1, -EINVAL},
+	{"mmap unaligned offset, MAP_FIXED over data", OP_MMAP, AT(0), 4 * P, RW,
+	 PRIV_ANON | MAP_FIXED, 2048, -EINVAL},
 	/* PAGE_ALIGN(~0UL) wraps to 0: Linux's "if (!len) return -ENOMEM". */
-	{ "mmap len ~0", OP_MMAP, 0, ~0UL, RW, PRIV_ANON, 0, -ENOMEM },
-	{ "mmap len ~0 - PAGE_SIZE + 2", OP_MMAP, 0, ~0UL - P + 2, RW, PRIV_ANON, 0, -ENOMEM },
-	{ "mmap len ~0 MAP_FIXED over data", OP_MMAP, AT(0), ~0UL, RW, PRIV_ANON | MAP_FIXED, 0,
-	  -ENOMEM },
-	{ "mmap len larger than the address space", OP_MMAP, 0, TASK_SIZE + P, RW, PRIV_ANON, 0,
-	  -ENOMEM },
-	{ "mmap no MAP_ANONYMOUS, no file", OP_MMAP, 0, P, RW, MAP_PRIVATE, 0, -EBADF },
-	{ "mmap no MAP_ANONYMOUS, no file, MAP_FIXED over data", OP_MMAP, AT(0), 4 * P, RW,
-	  MAP_PRIVATE | MAP_FIXED, 0, -EBADF },
-	{ "mmap MAP_FIXED past TASK_SIZE", OP_MMAP, TASK_SIZE - P, 2 * P, RW, PRIV_ANON | MAP_FIXED, 0,
-	  -ENOMEM },
-	{ "mmap MAP_FIXED at TASK_SIZE", OP_MMAP, TASK_SIZE, P, RW, PRIV_ANON | MAP_FIXED, 0, -ENOMEM },
-	{ "mmap MAP_FIXED over data, running past TASK_SIZE", OP_MMAP, AT(0), TASK_SIZE, RW,
-	  PRIV_ANON | MAP_FIXED, 0, -ENOMEM },
-	{ "mmap MAP_FIXED_NOREPLACE past TASK_SIZE", OP_MMAP, TASK_SIZE - P, 2 * P, RW,
-	  PRIV_ANON | MAP_FIXED_NOREPLACE, 0, -ENOMEM },
+	{"mmap len ~0", OP_MMAP, 0, ~0UL, RW, PRIV_ANON, 0, -ENOMEM},
+	{"mmap len ~0 - PAGE_SIZE + 2", OP_MMAP, 0, ~0UL - P + 2, RW, PRIV_ANON, 0, -ENOMEM},
+	{"mmap len ~0 MAP_FIXED over data", OP_MMAP, AT(0), ~0UL, RW, PRIV_ANON | MAP_FIXED, 0,
+	 -ENOMEM},
+	{"mmap len larger than the address space", OP_MMAP, 0, TASK_SIZE + P, RW, PRIV_ANON, 0,
+	 -ENOMEM},
+	{"mmap no MAP_ANONYMOUS, no file", OP_MMAP, 0, P, RW, MAP_PRIVATE, 0, -EBADF},
+	{"mmap no MAP_ANONYMOUS, no file, MAP_FIXED over data", OP_MMAP, AT(0), 4 * P, RW,
+	 MAP_PRIVATE | MAP_FIXED, 0, -EBADF},
+	{"mmap MAP_FIXED past TASK_SIZE", OP_MMAP, TASK_SIZE - P, 2 * P, RW, PRIV_ANON | MAP_FIXED,
+	 0, -ENOMEM},
+	{"mmap MAP_FIXED at TASK_SIZE", OP_MMAP, TASK_SIZE, P, RW, PRIV_ANON | MAP_FIXED, 0,
+	 -ENOMEM},
+	{"mmap MAP_FIXED over data, running past TASK_SIZE", OP_MMAP, AT(0), TASK_SIZE, RW,
+	 PRIV_ANON | MAP_FIXED, 0, -ENOMEM},
+	{"mmap MAP_FIXED_NOREPLACE past TASK_SIZE", OP_MMAP, TASK_SIZE - P, 2 * P, RW,
+	 PRIV_ANON | MAP_FIXED_NOREPLACE, 0, -ENOMEM},
 };
 
 Test(bad_input, mm_mmap)
@@ -320,10 +330,10 @@ Test(bad_input, mm_mmap)
 /* PRIVATE|SHARED is MAP_SHARED_VALIDATE: an anonymous one is -EINVAL on Linux
  * (do_mmap's anonymous switch only knows MAP_SHARED and MAP_PRIVATE; checked on 6.18). */
 static const struct bad_call shared_validate_calls[] = {
-	{ "mmap both private and shared", OP_MMAP, 0, P, RW, MAP_PRIVATE | MAP_SHARED | MAP_ANONYMOUS, 0,
-	  -EINVAL },
-	{ "mmap both private and shared, MAP_FIXED over data", OP_MMAP, AT(0), 4 * P, RW,
-	  MAP_PRIVATE | MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, 0, -EINVAL },
+	{"mmap both private and shared", OP_MMAP, 0, P, RW,
+	 MAP_PRIVATE | MAP_SHARED | MAP_ANONYMOUS, 0, -EINVAL},
+	{"mmap both private and shared, MAP_FIXED over data", OP_MMAP, AT(0), 4 * P, RW,
+	 MAP_PRIVATE | MAP_SHARED | MAP_ANONYMOUS | MAP_FIXED, 0, -EINVAL},
 };
 
 Test(bad_input, mm_mmap_both_sharing_types)
@@ -351,21 +361,21 @@ Test(bad_input, mm_mmap_ignores_unknown_prot_bits)
 /* ---- mm_munmap ---- */
 
 static const struct bad_call munmap_calls[] = {
-	{ "munmap unaligned", OP_MUNMAP, AT(0) + 1, P, 0, 0, 0, -EINVAL },
-	{ "munmap unaligned by 2048", OP_MUNMAP, AT(4) + 2048, 2 * P, 0, 0, 0, -EINVAL },
-	{ "munmap len 0", OP_MUNMAP, AT(0), 0, 0, 0, 0, -EINVAL },
-	{ "munmap len ~0", OP_MUNMAP, AT(0), ~0UL, 0, 0, 0, -EINVAL },
-	{ "munmap addr+len wraps", OP_MUNMAP, AT(0), 0UL - 2 * P, 0, 0, 0, -EINVAL },
-	{ "munmap past TASK_SIZE", OP_MUNMAP, TASK_SIZE - P, 2 * P, 0, 0, 0, -EINVAL },
-	{ "munmap at TASK_SIZE", OP_MUNMAP, TASK_SIZE, P, 0, 0, 0, -EINVAL },
-	{ "munmap at 1 << 47", OP_MUNMAP, 1UL << 47, P, 0, 0, 0, -EINVAL },
-	{ "munmap at the top of the 64-bit space", OP_MUNMAP, ~0UL & PAGE_MASK, P, 0, 0, 0, -EINVAL },
-	{ "munmap over data, running past TASK_SIZE", OP_MUNMAP, AT(0), TASK_SIZE, 0, 0, 0, -EINVAL },
+	{"munmap unaligned", OP_MUNMAP, AT(0) + 1, P, 0, 0, 0, -EINVAL},
+	{"munmap unaligned by 2048", OP_MUNMAP, AT(4) + 2048, 2 * P, 0, 0, 0, -EINVAL},
+	{"munmap len 0", OP_MUNMAP, AT(0), 0, 0, 0, 0, -EINVAL},
+	{"munmap len ~0", OP_MUNMAP, AT(0), ~0UL, 0, 0, 0, -EINVAL},
+	{"munmap addr+len wraps", OP_MUNMAP, AT(0), 0UL - 2 * P, 0, 0, 0, -EINVAL},
+	{"munmap past TASK_SIZE", OP_MUNMAP, TASK_SIZE - P, 2 * P, 0, 0, 0, -EINVAL},
+	{"munmap at TASK_SIZE", OP_MUNMAP, TASK_SIZE, P, 0, 0, 0, -EINVAL},
+	{"munmap at 1 << 47", OP_MUNMAP, 1UL << 47, P, 0, 0, 0, -EINVAL},
+	{"munmap at the top of the 64-bit space", OP_MUNMAP, ~0UL & PAGE_MASK, P, 0, 0, 0, -EINVAL},
+	{"munmap over data, running past TASK_SIZE", OP_MUNMAP, AT(0), TASK_SIZE, 0, 0, 0, -EINVAL},
 	/* Not errors, and nothing there to change. */
-	{ "munmap of a hole", OP_MUNMAP, AT(12), 4 * P, 0, 0, 0, 0 },
-	{ "munmap of a hole, unaligned length", OP_MUNMAP, AT(20), 4 * P - 100, 0, 0, 0, 0 },
-	{ "munmap of the last page below TASK_SIZE (unmapped)", OP_MUNMAP, TASK_SIZE - P, P, 0, 0, 0,
-	  0 },
+	{"munmap of a hole", OP_MUNMAP, AT(12), 4 * P, 0, 0, 0, 0},
+	{"munmap of a hole, unaligned length", OP_MUNMAP, AT(20), 4 * P - 100, 0, 0, 0, 0},
+	{"munmap of the last page below TASK_SIZE (unmapped)", OP_MUNMAP, TASK_SIZE - P, P, 0, 0, 0,
+	 0},
 };
 
 Test(bad_input, mm_munmap)
@@ -376,34 +386,36 @@ Test(bad_input, mm_munmap)
 /* ---- mm_mprotect ---- */
 
 static const struct bad_call mprotect_calls[] = {
-	{ "mprotect unaligned", OP_MPROTECT, AT(0) + 1, P, PROT_READ, 0, 0, -EINVAL },
+	{"mprotect unaligned", OP_MPROTECT, AT(0) + 1, P, PROT_READ, 0, 0, -EINVAL},
 	/* Linux checks alignment before it looks at the length. */
-	{ "mprotect unaligned, len 0", OP_MPROTECT, AT(0) + 1, 0, PROT_READ, 0, 0, -EINVAL },
-	{ "mprotect unknown prot bit 0x10", OP_MPROTECT, AT(0), P, 0x10 | PROT_READ, 0, 0, -EINVAL },
-	{ "mprotect unknown prot bit 0x20", OP_MPROTECT, AT(0), 8 * P, 0x20, 0, 0, -EINVAL },
+	{"mprotect unaligned, len 0", OP_MPROTECT, AT(0) + 1, 0, PROT_READ, 0, 0, -EINVAL},
+	{"mprotect unknown prot bit 0x10", OP_MPROTECT, AT(0), P, 0x10 | PROT_READ, 0, 0, -EINVAL},
+	{"mprotect unknown prot bit 0x20", OP_MPROTECT, AT(0), 8 * P, 0x20, 0, 0, -EINVAL},
 	/* PROT_GROWSDOWN on a VMA that is not VM_GROWSDOWN: -EINVAL on Linux. */
-	{ "mprotect PROT_GROWSDOWN", OP_MPROTECT, AT(0), P, PROT_GROWSDOWN | PROT_READ, 0, 0,
-	  -EINVAL },
-	{ "mprotect PROT_GROWSDOWN|PROT_GROWSUP", OP_MPROTECT, AT(0), P,
-	  PROT_GROWSDOWN | PROT_GROWSUP | PROT_READ, 0, 0, -EINVAL },
-	{ "mprotect len 0", OP_MPROTECT, AT(0), 0, PROT_READ, 0, 0, 0 },
-	{ "mprotect len 0 of a hole", OP_MPROTECT, AT(12), 0, PROT_READ, 0, 0, 0 },
+	{"mprotect PROT_GROWSDOWN", OP_MPROTECT, AT(0), P, PROT_GROWSDOWN | PROT_READ, 0, 0,
+	 -EINVAL},
+	{"mprotect PROT_GROWSDOWN|PROT_GROWSUP", OP_MPROTECT, AT(0), P,
+	 PROT_GROWSDOWN | PROT_GROWSUP | PROT_READ, 0, 0, -EINVAL},
+	{"mprotect len 0", OP_MPROTECT, AT(0), 0, PROT_READ, 0, 0, 0},
+	{"mprotect len 0 of a hole", OP_MPROTECT, AT(12), 0, PROT_READ, 0, 0, 0},
 	/* Linux returns 0 for len 0 before it validates prot. */
-	{ "mprotect len 0, unknown prot bit", OP_MPROTECT, AT(0), 0, 0x10, 0, 0, 0 },
-	{ "mprotect of a hole", OP_MPROTECT, AT(12), 4 * P, PROT_READ, 0, 0, -ENOMEM },
-	{ "mprotect of a hole, unaligned length", OP_MPROTECT, AT(20), 100, PROT_READ, 0, 0, -ENOMEM },
+	{"mprotect len 0, unknown prot bit", OP_MPROTECT, AT(0), 0, 0x10, 0, 0, 0},
+	{"mprotect of a hole", OP_MPROTECT, AT(12), 4 * P, PROT_READ, 0, 0, -ENOMEM},
+	{"mprotect of a hole, unaligned length", OP_MPROTECT, AT(20), 100, PROT_READ, 0, 0,
+	 -ENOMEM},
 	/* The first VMA starts after @start: Linux fails before changing anything. */
-	{ "mprotect from a hole into PROT_NONE", OP_MPROTECT, AT(12), 8 * P, PROT_READ, 0, 0, -ENOMEM },
-	{ "mprotect from a hole over everything after", OP_MPROTECT, AT(12), 20 * P, RW, 0, 0,
-	  -ENOMEM },
+	{"mprotect from a hole into PROT_NONE", OP_MPROTECT, AT(12), 8 * P, PROT_READ, 0, 0,
+	 -ENOMEM},
+	{"mprotect from a hole over everything after", OP_MPROTECT, AT(12), 20 * P, RW, 0, 0,
+	 -ENOMEM},
 	/* do_mprotect_pkey: "end = start + len; if (end <= start) return -ENOMEM". */
-	{ "mprotect len ~0 (wraps)", OP_MPROTECT, AT(0), ~0UL, PROT_READ, 0, 0, -ENOMEM },
-	{ "mprotect addr+len wraps", OP_MPROTECT, AT(0), 0UL - 2 * P, PROT_READ, 0, 0, -ENOMEM },
-	{ "mprotect past TASK_SIZE", OP_MPROTECT, TASK_SIZE - P, 2 * P, PROT_READ, 0, 0, -ENOMEM },
+	{"mprotect len ~0 (wraps)", OP_MPROTECT, AT(0), ~0UL, PROT_READ, 0, 0, -ENOMEM},
+	{"mprotect addr+len wraps", OP_MPROTECT, AT(0), 0UL - 2 * P, PROT_READ, 0, 0, -ENOMEM},
+	{"mprotect past TASK_SIZE", OP_MPROTECT, TASK_SIZE - P, 2 * P, PROT_READ, 0, 0, -ENOMEM},
 	/* Not errors: the protection asked for is the one there. */
-	{ "mprotect RW part to RW", OP_MPROTECT, AT(0), 8 * P, RW, 0, 0, 0 },
-	{ "mprotect RO part to RO", OP_MPROTECT, AT(8), 4 * P, PROT_READ, 0, 0, 0 },
-	{ "mprotect PROT_NONE part to PROT_NONE", OP_MPROTECT, AT(16), 4 * P, PROT_NONE, 0, 0, 0 },
+	{"mprotect RW part to RW", OP_MPROTECT, AT(0), 8 * P, RW, 0, 0, 0},
+	{"mprotect RO part to RO", OP_MPROTECT, AT(8), 4 * P, PROT_READ, 0, 0, 0},
+	{"mprotect PROT_NONE part to PROT_NONE", OP_MPROTECT, AT(16), 4 * P, PROT_NONE, 0, 0, 0},
 };
 
 Test(bad_input, mm_mprotect)
@@ -414,32 +426,36 @@ Test(bad_input, mm_mprotect)
 /* ---- mm_madvise ---- */
 
 static const struct bad_call madvise_calls[] = {
-	{ "madvise unaligned", OP_MADVISE, AT(0) + 1, P, MADV_DONTNEED, 0, 0, -EINVAL },
-	{ "madvise unaligned, len 0", OP_MADVISE, AT(0) + 1, 0, MADV_DONTNEED, 0, 0, -EINVAL },
-	{ "madvise unknown advice 12345", OP_MADVISE, AT(0), 8 * P, 12345, 0, 0, -EINVAL },
-	{ "madvise advice -1", OP_MADVISE, AT(0), 8 * P, -1, 0, 0, -EINVAL },
+	{"madvise unaligned", OP_MADVISE, AT(0) + 1, P, MADV_DONTNEED, 0, 0, -EINVAL},
+	{"madvise unaligned, len 0", OP_MADVISE, AT(0) + 1, 0, MADV_DONTNEED, 0, 0, -EINVAL},
+	{"madvise unknown advice 12345", OP_MADVISE, AT(0), 8 * P, 12345, 0, 0, -EINVAL},
+	{"madvise advice -1", OP_MADVISE, AT(0), 8 * P, -1, 0, 0, -EINVAL},
 	/* Linux validates the advice before it looks at the length. */
-	{ "madvise unknown advice, len 0", OP_MADVISE, AT(0), 0, 12345, 0, 0, -EINVAL },
-	{ "madvise MADV_DONTNEED len 0", OP_MADVISE, AT(0), 0, MADV_DONTNEED, 0, 0, 0 },
-	{ "madvise MADV_DONTNEED len 0 of a hole", OP_MADVISE, AT(12), 0, MADV_DONTNEED, 0, 0, 0 },
+	{"madvise unknown advice, len 0", OP_MADVISE, AT(0), 0, 12345, 0, 0, -EINVAL},
+	{"madvise MADV_DONTNEED len 0", OP_MADVISE, AT(0), 0, MADV_DONTNEED, 0, 0, 0},
+	{"madvise MADV_DONTNEED len 0 of a hole", OP_MADVISE, AT(12), 0, MADV_DONTNEED, 0, 0, 0},
 	/* PAGE_ALIGN(len) wraps to 0 for a non-zero len, or end < start: -EINVAL. */
-	{ "madvise len ~0", OP_MADVISE, AT(0), ~0UL, MADV_DONTNEED, 0, 0, -EINVAL },
-	{ "madvise addr+len wraps", OP_MADVISE, AT(0), 0UL - 2 * P, MADV_DONTNEED, 0, 0, -EINVAL },
-	{ "madvise MADV_DONTNEED on a hole", OP_MADVISE, AT(12), 4 * P, MADV_DONTNEED, 0, 0, -ENOMEM },
-	{ "madvise MADV_DONTNEED on a hole, unaligned len", OP_MADVISE, AT(20), 5, MADV_DONTNEED, 0, 0,
-	  -ENOMEM },
-	{ "madvise MADV_DONTNEED past TASK_SIZE", OP_MADVISE, TASK_SIZE - P, 2 * P, MADV_DONTNEED, 0, 0,
-	  -ENOMEM },
-	{ "madvise MADV_FREE on a hole", OP_MADVISE, AT(28), 4 * P, MADV_FREE, 0, 0, -ENOMEM },
-	{ "madvise MADV_HUGEPAGE on a hole", OP_MADVISE, AT(12), 4 * P, MADV_HUGEPAGE, 0, 0, -ENOMEM },
-	{ "madvise MADV_NOHUGEPAGE on a hole", OP_MADVISE, AT(20), 4 * P, MADV_NOHUGEPAGE, 0, 0,
-	  -ENOMEM },
-	{ "madvise MADV_WILLNEED on a hole", OP_MADVISE, AT(12), 4 * P, MADV_WILLNEED, 0, 0, -ENOMEM },
-	{ "madvise MADV_NORMAL on a hole", OP_MADVISE, AT(12), 4 * P, MADV_NORMAL, 0, 0, -ENOMEM },
-	{ "madvise MADV_COLLAPSE on a hole", OP_MADVISE, AT(12), 4 * P, MADV_COLLAPSE, 0, 0, -ENOMEM },
+	{"madvise len ~0", OP_MADVISE, AT(0), ~0UL, MADV_DONTNEED, 0, 0, -EINVAL},
+	{"madvise addr+len wraps", OP_MADVISE, AT(0), 0UL - 2 * P, MADV_DONTNEED, 0, 0, -EINVAL},
+	{"madvise MADV_DONTNEED on a hole", OP_MADVISE, AT(12), 4 * P, MADV_DONTNEED, 0, 0,
+	 -ENOMEM},
+	{"madvise MADV_DONTNEED on a hole, unaligned len", OP_MADVISE, AT(20), 5, MADV_DONTNEED, 0,
+	 0, -ENOMEM},
+	{"madvise MADV_DONTNEED past TASK_SIZE", OP_MADVISE, TASK_SIZE - P, 2 * P, MADV_DONTNEED, 0,
+	 0, -ENOMEM},
+	{"madvise MADV_FREE on a hole", OP_MADVISE, AT(28), 4 * P, MADV_FREE, 0, 0, -ENOMEM},
+	{"madvise MADV_HUGEPAGE on a hole", OP_MADVISE, AT(12), 4 * P, MADV_HUGEPAGE, 0, 0,
+	 -ENOMEM},
+	{"madvise MADV_NOHUGEPAGE on a hole", OP_MADVISE, AT(20), 4 * P, MADV_NOHUGEPAGE, 0, 0,
+	 -ENOMEM},
+	{"madvise MADV_WILLNEED on a hole", OP_MADVISE, AT(12), 4 * P, MADV_WILLNEED, 0, 0,
+	 -ENOMEM},
+	{"madvise MADV_NORMAL on a hole", OP_MADVISE, AT(12), 4 * P, MADV_NORMAL, 0, 0, -ENOMEM},
+	{"madvise MADV_COLLAPSE on a hole", OP_MADVISE, AT(12), 4 * P, MADV_COLLAPSE, 0, 0,
+	 -ENOMEM},
 	/* Not errors, no visible effect on anonymous memory. */
-	{ "madvise MADV_WILLNEED on data", OP_MADVISE, AT(0), 12 * P, MADV_WILLNEED, 0, 0, 0 },
-	{ "madvise MADV_NORMAL on data", OP_MADVISE, AT(0), 12 * P, MADV_NORMAL, 0, 0, 0 },
+	{"madvise MADV_WILLNEED on data", OP_MADVISE, AT(0), 12 * P, MADV_WILLNEED, 0, 0, 0},
+	{"madvise MADV_NORMAL on data", OP_MADVISE, AT(0), 12 * P, MADV_NORMAL, 0, 0, 0},
 };
 
 Test(bad_input, mm_madvise)
@@ -450,35 +466,35 @@ Test(bad_input, mm_madvise)
 /* ---- the CPU ---- */
 
 static const struct bad_call cpu_calls[] = {
-	{ "read a hole", OP_READ, AT(12), 8, 0, 0, 0, -EFAULT },
-	{ "read a hole at its last byte", OP_READ, AT(16) - 1, 1, 0, 0, 0, -EFAULT },
-	{ "read PROT_NONE", OP_READ, AT(16), 8, 0, 0, 0, -EFAULT },
-	{ "read PROT_NONE, whole part", OP_READ, AT(16), 4 * P, 0, 0, 0, -EFAULT },
-	{ "read from RO into a hole", OP_READ, AT(11), 2 * P, 0, 0, 0, -EFAULT },
-	{ "read from RO into a hole, one byte over", OP_READ, AT(12) - 8, 9, 0, 0, 0, -EFAULT },
-	{ "read from RW over RO into a hole", OP_READ, AT(0), 13 * P, 0, 0, 0, -EFAULT },
-	{ "read from a hole into PROT_NONE", OP_READ, AT(15), 2 * P, 0, 0, 0, -EFAULT },
-	{ "read from the untouched part into a hole", OP_READ, AT(26), 3 * P, 0, 0, 0, -EFAULT },
-	{ "read from a hole into the untouched part", OP_READ, AT(23), 2 * P, 0, 0, 0, -EFAULT },
-	{ "read at the top of the user space", OP_READ, TASK_SIZE - 8, 16, 0, 0, 0, -EFAULT },
-	{ "read that wraps around the address space", OP_READ, ~0UL - 7, 16, 0, 0, 0, -EFAULT },
-	{ "write a hole", OP_WRITE, AT(12), 8, 0, 0, 0, -EFAULT },
-	{ "write PROT_NONE", OP_WRITE, AT(16), 8, 0, 0, 0, -EFAULT },
-	{ "write read-only", OP_WRITE, AT(8), 8, 0, 0, 0, -EFAULT },
-	{ "write read-only, last byte", OP_WRITE, AT(12) - 1, 1, 0, 0, 0, -EFAULT },
-	{ "write from RW into RO", OP_WRITE, AT(8) - 16, 32, 0, 0, 0, -EFAULT },
-	{ "write all of RW and one byte of RO", OP_WRITE, AT(0), 8 * P + 1, 0, 0, 0, -EFAULT },
-	{ "write from RW over RO into a hole", OP_WRITE, AT(0), 14 * P, 0, 0, 0, -EFAULT },
-	{ "write from the untouched part into a hole", OP_WRITE, AT(27), 2 * P, 0, 0, 0, -EFAULT },
-	{ "write from a hole into the untouched part", OP_WRITE, AT(23), 2 * P, 0, 0, 0, -EFAULT },
-	{ "write from a hole into PROT_NONE", OP_WRITE, AT(15), P + 8, 0, 0, 0, -EFAULT },
-	{ "write at the top of the user space", OP_WRITE, TASK_SIZE - 8, 16, 0, 0, 0, -EFAULT },
-	{ "write that wraps around the address space", OP_WRITE, ~0UL - 7, 16, 0, 0, 0, -EFAULT },
-	{ "memset a hole", OP_MEMSET, AT(12), 8, 0, 0, 0, -EFAULT },
-	{ "memset read-only", OP_MEMSET, AT(8), P, 0, 0, 0, -EFAULT },
-	{ "memset PROT_NONE", OP_MEMSET, AT(16), P, 0, 0, 0, -EFAULT },
-	{ "memset from RW into RO", OP_MEMSET, AT(7), 2 * P, 0, 0, 0, -EFAULT },
-	{ "memset from the untouched part into a hole", OP_MEMSET, AT(24), 5 * P, 0, 0, 0, -EFAULT },
+	{"read a hole", OP_READ, AT(12), 8, 0, 0, 0, -EFAULT},
+	{"read a hole at its last byte", OP_READ, AT(16) - 1, 1, 0, 0, 0, -EFAULT},
+	{"read PROT_NONE", OP_READ, AT(16), 8, 0, 0, 0, -EFAULT},
+	{"read PROT_NONE, whole part", OP_READ, AT(16), 4 * P, 0, 0, 0, -EFAULT},
+	{"read from RO into a hole", OP_READ, AT(11), 2 * P, 0, 0, 0, -EFAULT},
+	{"read from RO into a hole, one byte over", OP_READ, AT(12) - 8, 9, 0, 0, 0, -EFAULT},
+	{"read from RW over RO into a hole", OP_READ, AT(0), 13 * P, 0, 0, 0, -EFAULT},
+	{"read from a hole into PROT_NONE", OP_READ, AT(15), 2 * P, 0, 0, 0, -EFAULT},
+	{"read from the untouched part into a hole", OP_READ, AT(26), 3 * P, 0, 0, 0, -EFAULT},
+	{"read from a hole into the untouched part", OP_READ, AT(23), 2 * P, 0, 0, 0, -EFAULT},
+	{"read at the top of the user space", OP_READ, TASK_SIZE - 8, 16, 0, 0, 0, -EFAULT},
+	{"read that wraps around the address space", OP_READ, ~0UL - 7, 16, 0, 0, 0, -EFAULT},
+	{"write a hole", OP_WRITE, AT(12), 8, 0, 0, 0, -EFAULT},
+	{"write PROT_NONE", OP_WRITE, AT(16), 8, 0, 0, 0, -EFAULT},
+	{"write read-only", OP_WRITE, AT(8), 8, 0, 0, 0, -EFAULT},
+	{"write read-only, last byte", OP_WRITE, AT(12) - 1, 1, 0, 0, 0, -EFAULT},
+	{"write from RW into RO", OP_WRITE, AT(8) - 16, 32, 0, 0, 0, -EFAULT},
+	{"write all of RW and one byte of RO", OP_WRITE, AT(0), 8 * P + 1, 0, 0, 0, -EFAULT},
+	{"write from RW over RO into a hole", OP_WRITE, AT(0), 14 * P, 0, 0, 0, -EFAULT},
+	{"write from the untouched part into a hole", OP_WRITE, AT(27), 2 * P, 0, 0, 0, -EFAULT},
+	{"write from a hole into the untouched part", OP_WRITE, AT(23), 2 * P, 0, 0, 0, -EFAULT},
+	{"write from a hole into PROT_NONE", OP_WRITE, AT(15), P + 8, 0, 0, 0, -EFAULT},
+	{"write at the top of the user space", OP_WRITE, TASK_SIZE - 8, 16, 0, 0, 0, -EFAULT},
+	{"write that wraps around the address space", OP_WRITE, ~0UL - 7, 16, 0, 0, 0, -EFAULT},
+	{"memset a hole", OP_MEMSET, AT(12), 8, 0, 0, 0, -EFAULT},
+	{"memset read-only", OP_MEMSET, AT(8), P, 0, 0, 0, -EFAULT},
+	{"memset PROT_NONE", OP_MEMSET, AT(16), P, 0, 0, 0, -EFAULT},
+	{"memset from RW into RO", OP_MEMSET, AT(7), 2 * P, 0, 0, 0, -EFAULT},
+	{"memset from the untouched part into a hole", OP_MEMSET, AT(24), 5 * P, 0, 0, 0, -EFAULT},
 };
 
 Test(bad_input, cpu_access)
@@ -487,25 +503,26 @@ Test(bad_input, cpu_access)
 }
 
 static const struct bad_call atomic_calls[] = {
-	{ "fetch_add unaligned (+4)", OP_FETCH_ADD, AT(0) + 4, 0, 1, 0, 0, -EINVAL },
-	{ "fetch_add unaligned (+1)", OP_FETCH_ADD, AT(1) + 1, 0, 1, 0, 0, -EINVAL },
-	{ "fetch_add unaligned in a hole", OP_FETCH_ADD, AT(12) + 4, 0, 1, 0, 0, -EINVAL },
-	{ "fetch_add unaligned in the untouched part", OP_FETCH_ADD, AT(24) + 2, 0, 1, 0, 0, -EINVAL },
-	{ "fetch_add a hole", OP_FETCH_ADD, AT(12), 0, 1, 0, 0, -EFAULT },
-	{ "fetch_add read-only", OP_FETCH_ADD, AT(8), 0, 1, 0, 0, -EFAULT },
-	{ "fetch_add PROT_NONE", OP_FETCH_ADD, AT(16), 0, 1, 0, 0, -EFAULT },
-	{ "xchg unaligned", OP_XCHG, AT(0) + 4, 0, 1, 0, 0, -EINVAL },
-	{ "xchg a hole", OP_XCHG, AT(20), 0, 1, 0, 0, -EFAULT },
-	{ "xchg read-only", OP_XCHG, AT(11) + 8, 0, 1, 0, 0, -EFAULT },
-	{ "xchg PROT_NONE", OP_XCHG, AT(19), 0, 1, 0, 0, -EFAULT },
-	{ "cmpxchg unaligned", OP_CMPXCHG, AT(0) + 6, 0, 1, 0, 0, -EINVAL },
-	{ "cmpxchg a hole", OP_CMPXCHG, AT(28), 0, 1, 0, 0, -EFAULT },
+	{"fetch_add unaligned (+4)", OP_FETCH_ADD, AT(0) + 4, 0, 1, 0, 0, -EINVAL},
+	{"fetch_add unaligned (+1)", OP_FETCH_ADD, AT(1) + 1, 0, 1, 0, 0, -EINVAL},
+	{"fetch_add unaligned in a hole", OP_FETCH_ADD, AT(12) + 4, 0, 1, 0, 0, -EINVAL},
+	{"fetch_add unaligned in the untouched part", OP_FETCH_ADD, AT(24) + 2, 0, 1, 0, 0,
+	 -EINVAL},
+	{"fetch_add a hole", OP_FETCH_ADD, AT(12), 0, 1, 0, 0, -EFAULT},
+	{"fetch_add read-only", OP_FETCH_ADD, AT(8), 0, 1, 0, 0, -EFAULT},
+	{"fetch_add PROT_NONE", OP_FETCH_ADD, AT(16), 0, 1, 0, 0, -EFAULT},
+	{"xchg unaligned", OP_XCHG, AT(0) + 4, 0, 1, 0, 0, -EINVAL},
+	{"xchg a hole", OP_XCHG, AT(20), 0, 1, 0, 0, -EFAULT},
+	{"xchg read-only", OP_XCHG, AT(11) + 8, 0, 1, 0, 0, -EFAULT},
+	{"xchg PROT_NONE", OP_XCHG, AT(19), 0, 1, 0, 0, -EFAULT},
+	{"cmpxchg unaligned", OP_CMPXCHG, AT(0) + 6, 0, 1, 0, 0, -EINVAL},
+	{"cmpxchg a hole", OP_CMPXCHG, AT(28), 0, 1, 0, 0, -EFAULT},
 	/* A locked cmpxchg needs write permission even when the compare fails. */
-	{ "cmpxchg read-only, compare fails", OP_CMPXCHG, AT(8), 0, 1, 0, 0, -EFAULT },
-	{ "cmpxchg read-only, compare would succeed", OP_CMPXCHG_MATCH, AT(9), 0, 1, 0, 0, -EFAULT },
-	{ "cmpxchg PROT_NONE", OP_CMPXCHG, AT(16) + 64, 0, 1, 0, 0, -EFAULT },
-	{ "cmpxchg RW unaligned, compare would succeed", OP_CMPXCHG_MATCH, AT(2) + 4, 0, 1, 0, 0,
-	  -EINVAL },
+	{"cmpxchg read-only, compare fails", OP_CMPXCHG, AT(8), 0, 1, 0, 0, -EFAULT},
+	{"cmpxchg read-only, compare would succeed", OP_CMPXCHG_MATCH, AT(9), 0, 1, 0, 0, -EFAULT},
+	{"cmpxchg PROT_NONE", OP_CMPXCHG, AT(16) + 64, 0, 1, 0, 0, -EFAULT},
+	{"cmpxchg RW unaligned, compare would succeed", OP_CMPXCHG_MATCH, AT(2) + 4, 0, 1, 0, 0,
+	 -EINVAL},
 };
 
 Test(bad_input, cpu_atomics)
@@ -516,9 +533,9 @@ Test(bad_input, cpu_atomics)
 /* ---- introspection ---- */
 
 static const struct bad_call pagemap_calls[] = {
-	{ "pagemap unaligned (+1)", OP_PAGEMAP, AT(0) + 1, 1, 0, 0, 0, -EINVAL },
-	{ "pagemap unaligned (+4095)", OP_PAGEMAP, AT(1) - 1, 4, 0, 0, 0, -EINVAL },
-	{ "pagemap unaligned in a hole", OP_PAGEMAP, AT(12) + 8, 2, 0, 0, 0, -EINVAL },
+	{"pagemap unaligned (+1)", OP_PAGEMAP, AT(0) + 1, 1, 0, 0, 0, -EINVAL},
+	{"pagemap unaligned (+4095)", OP_PAGEMAP, AT(1) - 1, 4, 0, 0, 0, -EINVAL},
+	{"pagemap unaligned in a hole", OP_PAGEMAP, AT(12) + 8, 2, 0, 0, 0, -EINVAL},
 };
 
 Test(bad_input, mm_pagemap_read)
@@ -531,27 +548,28 @@ Test(bad_input, mm_pagemap_read)
 Test(bad_input, uhmm_machine_create_bad_sizes)
 {
 	static const unsigned long bad[] = {
-		PAGE_SIZE,            /* not a multiple of 2 MiB */
-		1UL << 20,            /* 1 MiB */
-		3UL << 20,            /* 3 MiB */
+		PAGE_SIZE, /* not a multiple of 2 MiB */
+		1UL << 20, /* 1 MiB */
+		3UL << 20, /* 3 MiB */
 		(2UL << 20) + PAGE_SIZE,
 		(64UL << 20) - 1,
-		~0UL,                 /* not a multiple, and too large */
-		~0UL & PMD_MASK,      /* a multiple, far too large */
-		1UL << 62,            /* 2^50 pages: more than 40-bit PFNs can number */
+		~0UL,		 /* not a multiple, and too large */
+		~0UL & PMD_MASK, /* a multiple, far too large */
+		1UL << 62,	 /* 2^50 pages: more than 40-bit PFNs can number */
 	};
 	unsigned long free_before = uhmm_nr_free_pages(machine);
 	for (size_t i = 0; i < N(bad); i++) {
-		struct uhmm_machine_config cfg = { .ram_size = bad[i], .thp_enabled = THP_MADVISE };
+		struct uhmm_machine_config cfg = {.ram_size = bad[i], .thp_enabled = THP_MADVISE};
 		struct uhmm_machine *m = uhmm_machine_create(&cfg);
-		cr_expect_eq(PTR_ERR(m), -EINVAL, "ram_size %#lx: got %ld, want -EINVAL", bad[i], PTR_ERR(m));
+		cr_expect_eq(PTR_ERR(m), -EINVAL, "ram_size %#lx: got %ld, want -EINVAL", bad[i],
+			     PTR_ERR(m));
 		if (!IS_ERR_OR_NULL(m))
 			cr_expect_eq(uhmm_machine_destroy(m), 0);
 	}
 	cr_assert_eq(uhmm_nr_free_pages(machine), free_before);
 
 	/* The smallest good size works, so the rejections above mean something. */
-	struct uhmm_machine_config ok = { .ram_size = 2UL << 20 };
+	struct uhmm_machine_config ok = {.ram_size = 2UL << 20};
 	struct uhmm_machine *m = uhmm_machine_create(&ok);
 	cr_assert(!IS_ERR_OR_NULL(m), "2 MiB machine: %ld", PTR_ERR(m));
 	cr_assert_eq(uhmm_totalram_pages(m), 512UL);

@@ -32,16 +32,16 @@ static void assert_vmas(struct mm_struct *mm, const unsigned long *r, size_t n, 
 	cr_assert_eq(nr_vmas(mm), n, "line %d: %zu VMAs, want %zu", line, nr_vmas(mm), n);
 	for (size_t i = 0; i < n; i++) {
 		struct vm_area_struct *v = mm->mm_mt.vmas[i];
-		cr_assert_eq(v->vm_start, r[2 * i], "line %d: VMA %zu starts at %#lx, want %#lx", line,
-			     i, v->vm_start, r[2 * i]);
-		cr_assert_eq(v->vm_end, r[2 * i + 1], "line %d: VMA %zu ends at %#lx, want %#lx", line,
-			     i, v->vm_end, r[2 * i + 1]);
+		cr_assert_eq(v->vm_start, r[2 * i], "line %d: VMA %zu starts at %#lx, want %#lx",
+			     line, i, v->vm_start, r[2 * i]);
+		cr_assert_eq(v->vm_end, r[2 * i + 1], "line %d: VMA %zu ends at %#lx, want %#lx",
+			     line, i, v->vm_end, r[2 * i + 1]);
 	}
 }
-#define ASSERT_VMAS(mm, ...)                                                                \
-	do {                                                                                \
-		const unsigned long r_[] = { __VA_ARGS__ };                                 \
-		assert_vmas(mm, r_, sizeof(r_) / sizeof(r_[0]) / 2, __LINE__);              \
+#define ASSERT_VMAS(mm, ...)                                                                       \
+	do {                                                                                       \
+		const unsigned long r_[] = {__VA_ARGS__};                                          \
+		assert_vmas(mm, r_, sizeof(r_) / sizeof(r_[0]) / 2, __LINE__);                     \
 	} while (0)
 
 static long mmap_anon(struct mm_struct *mm, unsigned long addr, unsigned long len, int prot,
@@ -111,7 +111,8 @@ Test(mmap, top_down_below_mmap_base)
 	/* Again with smaller mappings: top-down inside the hole. */
 	cr_assert_eq(mm_munmap(mm, b, 5 * P), 0);
 	unsigned long e = map_anon(mm, 0, 4 * P, RW, 0);
-	cr_assert_eq(e, b + P, "4 pages land at the top of the 5-page hole: %#lx, want %#lx", e, b + P);
+	cr_assert_eq(e, b + P, "4 pages land at the top of the 5-page hole: %#lx, want %#lx", e,
+		     b + P);
 	unsigned long f = map_anon(mm, 0, P, RW, 0);
 	cr_assert_eq(f, b, "1 page fills the hole: %#lx, want %#lx", f, b);
 	/* The hole is full; the next mapping goes below everything. */
@@ -202,7 +203,8 @@ Test(mmap, thp_sized_lengths_are_2mib_aligned)
 	unsigned long d = map_anon(mm, 0, 3 * P, RW, 0);
 	unsigned long low = c;
 	if (gap >= 3 * P) {
-		cr_assert_eq(d, s - 3 * P, "3 pages at %#lx, want the top of the gap %#lx", d, s - 3 * P);
+		cr_assert_eq(d, s - 3 * P, "3 pages at %#lx, want the top of the gap %#lx", d,
+			     s - 3 * P);
 	} else {
 		cr_assert_eq(d, c - 3 * P);
 		low = d;
@@ -700,7 +702,8 @@ Test(mmap, adjacent_mappings_merge)
 	/* MAP_FIXED mappings beside each other merge as well. */
 	cr_assert_eq(mmap_anon(mm, FIX, 4 * P, RW, MAP_FIXED), (long)FIX);
 	cr_assert_eq(mmap_anon(mm, FIX + 4 * P, 4 * P, RW, MAP_FIXED), (long)(FIX + 4 * P));
-	cr_assert_eq(mmap_anon(mm, FIX - 2 * P, 2 * P, RW, MAP_FIXED_NOREPLACE), (long)(FIX - 2 * P));
+	cr_assert_eq(mmap_anon(mm, FIX - 2 * P, 2 * P, RW, MAP_FIXED_NOREPLACE),
+		     (long)(FIX - 2 * P));
 	ASSERT_VMAS(mm, FIX - 2 * P, FIX + 8 * P, c, a + 3 * P);
 	check_pattern(mm, a, 3 * P, 1);
 	mmput(mm);
@@ -746,7 +749,8 @@ Test(mmap, mprotect_middle_then_back_merges)
 }
 
 /* mm_dump() prints one "VMA <start>-<end> ..." line per VMA (mm/ptdump.c). */
-static size_t dump_vmas(struct mm_struct *mm, unsigned long *starts, unsigned long *ends, size_t max)
+static size_t dump_vmas(struct mm_struct *mm, unsigned long *starts, unsigned long *ends,
+			size_t max)
 {
 	FILE *f = tmpfile();
 	cr_assert_not_null(f);

@@ -25,7 +25,7 @@ TestSuite(page_alloc, .init = machine_setup, .fini = machine_teardown);
 
 static struct uhmm_machine *make_machine(unsigned long ram_size)
 {
-	struct uhmm_machine_config cfg = { .ram_size = ram_size };
+	struct uhmm_machine_config cfg = {.ram_size = ram_size};
 	struct uhmm_machine *m = uhmm_machine_create(&cfg);
 
 	cr_assert(!IS_ERR_OR_NULL(m), "uhmm_machine_create(%#lx) = %ld", ram_size, PTR_ERR(m));
@@ -41,8 +41,9 @@ static void snapshot_blocks(struct uhmm_machine *m, unsigned long blocks[NR_PAGE
 static void assert_blocks(struct uhmm_machine *m, const unsigned long blocks[NR_PAGE_ORDERS])
 {
 	for (unsigned int o = 0; o <= MAX_PAGE_ORDER; o++)
-		cr_assert_eq(uhmm_nr_free_blocks(m, o), blocks[o], "order %u: %lu free blocks, want %lu",
-			     o, uhmm_nr_free_blocks(m, o), blocks[o]);
+		cr_assert_eq(uhmm_nr_free_blocks(m, o), blocks[o],
+			     "order %u: %lu free blocks, want %lu", o, uhmm_nr_free_blocks(m, o),
+			     blocks[o]);
 }
 
 /* The state a never-split machine has right after creation. */
@@ -110,7 +111,9 @@ Test(page_alloc, default_machine_counters)
 Test(page_alloc, config_and_set_thp)
 {
 	struct uhmm_machine_config cfg = {
-		.ram_size = 4 * MiB, .thp_enabled = THP_ALWAYS, .no_huge_zero_page = true,
+		.ram_size = 4 * MiB,
+		.thp_enabled = THP_ALWAYS,
+		.no_huge_zero_page = true,
 	};
 	struct uhmm_machine *m = uhmm_machine_create(&cfg);
 
@@ -129,9 +132,15 @@ Test(page_alloc, config_and_set_thp)
 Test(page_alloc, bad_configs)
 {
 	static const unsigned long bad[] = {
-		4096, 1 * MiB, 3 * MiB, 2 * MiB + 4096, 64 * GiB + 2 * MiB, 128 * GiB, ~0UL & ~(2 * MiB - 1),
+		4096,
+		1 * MiB,
+		3 * MiB,
+		2 * MiB + 4096,
+		64 * GiB + 2 * MiB,
+		128 * GiB,
+		~0UL & ~(2 * MiB - 1),
 	};
-	struct uhmm_machine_config cfg = { 0 };
+	struct uhmm_machine_config cfg = {0};
 	struct uhmm_machine *m;
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -265,7 +274,8 @@ Test(page_alloc, two_machines)
 	struct page *p1, *p2;
 
 	cr_assert_eq(n2, 4096);
-	cr_assert(s2 >= s1 + n1 || s1 >= s2 + n2, "ranges overlap: %#lx+%lu, %#lx+%lu", s1, n1, s2, n2);
+	cr_assert(s2 >= s1 + n1 || s1 >= s2 + n2, "ranges overlap: %#lx+%lu, %#lx+%lu", s1, n1, s2,
+		  n2);
 	cr_assert_eq(s2 % PAGES_PER_SECTION, 0);
 	cr_assert_neq(uhmm_zero_pfn(machine), uhmm_zero_pfn(m2));
 	cr_assert(is_zero_pfn(uhmm_zero_pfn(m2)));
@@ -710,7 +720,7 @@ Test(page_alloc, folio_lock_contention)
 {
 	struct folio *folio = folio_alloc(machine, 0, 0);
 	long counter = 0;
-	struct lock_args args = { .folio = folio, .counter = &counter, .iterations = 20000 };
+	struct lock_args args = {.folio = folio, .counter = &counter, .iterations = 20000};
 	pthread_t t[2];
 
 	cr_assert_not_null(folio);
@@ -736,8 +746,8 @@ static void *lock_waiter(void *arg)
 Test(page_alloc, folio_lock_blocks_until_unlock)
 {
 	struct folio *folio = folio_alloc(machine, 0, 2);
-	struct lock_args args = { .folio = folio };
-	struct timespec ts = { .tv_sec = 0, .tv_nsec = 50 * 1000 * 1000 };
+	struct lock_args args = {.folio = folio};
+	struct timespec ts = {.tv_sec = 0, .tv_nsec = 50 * 1000 * 1000};
 	pthread_t t;
 
 	cr_assert_not_null(folio);
@@ -958,7 +968,7 @@ static bool try_alloc(struct uhmm_machine *m, gfp_t gfp, unsigned int order)
 
 Test(page_alloc, fail_nth_call)
 {
-	struct fault_attr attr = { .probability = 100, .interval = 3, .times = 1 };
+	struct fault_attr attr = {.probability = 100, .interval = 3, .times = 1};
 	unsigned long free_before = uhmm_nr_free_pages(machine), before[NR_PAGE_ORDERS];
 
 	snapshot_blocks(machine, before);
@@ -990,7 +1000,7 @@ Test(page_alloc, fail_nth_call)
 
 Test(page_alloc, fail_times)
 {
-	struct fault_attr attr = { .probability = 100, .times = 3 };
+	struct fault_attr attr = {.probability = 100, .times = 3};
 
 	uhmm_fail_page_alloc(machine, &attr);
 	for (int i = 0; i < 3; i++)
@@ -1008,7 +1018,7 @@ Test(page_alloc, fail_times)
 
 Test(page_alloc, fail_min_order)
 {
-	struct fault_attr attr = { .probability = 100, .times = -1, .min_order = HPAGE_PMD_ORDER };
+	struct fault_attr attr = {.probability = 100, .times = -1, .min_order = HPAGE_PMD_ORDER};
 
 	uhmm_fail_page_alloc(machine, &attr);
 	for (unsigned int order = 0; order < HPAGE_PMD_ORDER; order++)
@@ -1021,7 +1031,7 @@ Test(page_alloc, fail_min_order)
 
 Test(page_alloc, fail_nofail_exempt)
 {
-	struct fault_attr attr = { .probability = 100, .times = -1 };
+	struct fault_attr attr = {.probability = 100, .times = -1};
 
 	uhmm_fail_page_alloc(machine, &attr);
 	for (unsigned int order = 0; order <= MAX_PAGE_ORDER; order++) {
@@ -1046,7 +1056,7 @@ Test(page_alloc, fail_nofail_exempt)
 
 Test(page_alloc, fail_probability_replays)
 {
-	struct fault_attr attr = { .probability = 30, .times = -1, .seed = 12345 };
+	struct fault_attr attr = {.probability = 30, .times = -1, .seed = 12345};
 	bool first[200], again[200];
 	unsigned long failures = 0;
 
@@ -1145,7 +1155,7 @@ struct churn_args {
 static void *alloc_churn(void *arg)
 {
 	struct churn_args *a = arg;
-	struct folio *held[16] = { NULL };
+	struct folio *held[16] = {NULL};
 	uint64_t x = a->seed;
 
 	for (int i = 0; i < a->iterations; i++) {
@@ -1184,8 +1194,8 @@ Test(page_alloc, concurrent_alloc_free)
 {
 	unsigned long before[NR_PAGE_ORDERS], free_before = uhmm_nr_free_pages(machine);
 	struct churn_args args[2] = {
-		{ .m = machine, .seed = 0x1234567, .iterations = 4000 },
-		{ .m = machine, .seed = 0x7654321, .iterations = 4000 },
+		{.m = machine, .seed = 0x1234567, .iterations = 4000},
+		{.m = machine, .seed = 0x7654321, .iterations = 4000},
 	};
 	pthread_t t[2];
 	void *ret;

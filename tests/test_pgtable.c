@@ -10,14 +10,24 @@
 TestSuite(pgtable);
 
 static const unsigned long test_pfns[] = {
-	0, 1, 2, 0x1ff, 0x200, 0x12345, 0xfffff, 0x100000, 0xdeadbeef,
-	(1UL << 39) + 7, (1UL << 40) - 2, (1UL << 40) - 1,
+	0,	 1,	   2,	       0x1ff,		0x200,		 0x12345,
+	0xfffff, 0x100000, 0xdeadbeef, (1UL << 39) + 7, (1UL << 40) - 2, (1UL << 40) - 1,
 };
 #define NR_TEST_PFNS (sizeof(test_pfns) / sizeof(test_pfns[0]))
 
 static const uint64_t test_offsets[] = {
-	1, 2, 3, 0x7f, 0x80, 0x1ff, 0x12345, 0xabcdef01,
-	(1ULL << 40) - 1, (1ULL << 48), (1ULL << 49) - 2, (1ULL << 49) - 1,
+	1,
+	2,
+	3,
+	0x7f,
+	0x80,
+	0x1ff,
+	0x12345,
+	0xabcdef01,
+	(1ULL << 40) - 1,
+	(1ULL << 48),
+	(1ULL << 49) - 2,
+	(1ULL << 49) - 1,
 };
 #define NR_TEST_OFFSETS (sizeof(test_offsets) / sizeof(test_offsets[0]))
 
@@ -97,7 +107,8 @@ Test(pgtable, pte_pfn_round_trip)
 			cr_assert_eq(pte_pfn(p), test_pfns[i], "pfn %#lx prot %#llx -> %#lx",
 				     test_pfns[i], (unsigned long long)prots[j], pte_pfn(p));
 			/* The PFN sits in bits 12..51 and nowhere else. */
-			cr_assert_eq(pte_val(p) & PTE_PFN_MASK, (uint64_t)test_pfns[i] << PAGE_SHIFT);
+			cr_assert_eq(pte_val(p) & PTE_PFN_MASK,
+				     (uint64_t)test_pfns[i] << PAGE_SHIFT);
 			cr_assert_eq(pte_val(p) & ~PTE_PFN_MASK, prots[j]);
 			cr_assert(pte_present(p));
 			cr_assert(!pte_none(p));
@@ -177,7 +188,8 @@ Test(pgtable, pte_modify_keeps_pfn_dirty_young)
 {
 	for (size_t i = 0; i < NR_TEST_PFNS; i++) {
 		unsigned long pfn = test_pfns[i];
-		pte_t p = pte_mkyoung(pte_mkdirty(pfn_pte(pfn, _PAGE_PRESENT | _PAGE_RW | _PAGE_USER)));
+		pte_t p = pte_mkyoung(
+			pte_mkdirty(pfn_pte(pfn, _PAGE_PRESENT | _PAGE_RW | _PAGE_USER)));
 
 		/* To read-only. */
 		pte_t r = pte_modify(p, _PAGE_PRESENT | _PAGE_USER | _PAGE_NX);
@@ -336,14 +348,17 @@ static void assert_kinds(swp_entry_t e, unsigned int type, const char *what)
 	struct kinds got = kinds_of(e), want = expected_kinds(type);
 	cr_assert_eq(got.non_swap, want.non_swap, "%s type %u: non_swap_entry", what, type);
 	cr_assert_eq(got.migration, want.migration, "%s type %u: is_migration_entry", what, type);
-	cr_assert_eq(got.mig_write, want.mig_write, "%s type %u: is_writable_migration_entry", what, type);
-	cr_assert_eq(got.mig_read, want.mig_read, "%s type %u: is_readable_migration_entry", what, type);
+	cr_assert_eq(got.mig_write, want.mig_write, "%s type %u: is_writable_migration_entry", what,
+		     type);
+	cr_assert_eq(got.mig_read, want.mig_read, "%s type %u: is_readable_migration_entry", what,
+		     type);
 	cr_assert_eq(got.mig_read_excl, want.mig_read_excl,
 		     "%s type %u: is_readable_exclusive_migration_entry", what, type);
 	cr_assert_eq(got.devpriv, want.devpriv, "%s type %u: is_device_private_entry", what, type);
 	cr_assert_eq(got.devpriv_write, want.devpriv_write,
 		     "%s type %u: is_writable_device_private_entry", what, type);
-	cr_assert_eq(got.devexcl, want.devexcl, "%s type %u: is_device_exclusive_entry", what, type);
+	cr_assert_eq(got.devexcl, want.devexcl, "%s type %u: is_device_exclusive_entry", what,
+		     type);
 	cr_assert_eq(got.pfn, want.pfn, "%s type %u: is_pfn_swap_entry", what, type);
 }
 
@@ -416,13 +431,13 @@ static const struct {
 	make_fn make;
 	unsigned int type;
 } makers[] = {
-	{ "migration read", make_readable_migration_entry, SWP_MIGRATION_READ },
-	{ "migration read-exclusive", make_readable_exclusive_migration_entry,
-	  SWP_MIGRATION_READ_EXCLUSIVE },
-	{ "migration write", make_writable_migration_entry, SWP_MIGRATION_WRITE },
-	{ "device-private read", make_readable_device_private_entry, SWP_DEVICE_READ },
-	{ "device-private write", make_writable_device_private_entry, SWP_DEVICE_WRITE },
-	{ "device-exclusive", make_device_exclusive_entry, SWP_DEVICE_EXCLUSIVE },
+	{"migration read", make_readable_migration_entry, SWP_MIGRATION_READ},
+	{"migration read-exclusive", make_readable_exclusive_migration_entry,
+	 SWP_MIGRATION_READ_EXCLUSIVE},
+	{"migration write", make_writable_migration_entry, SWP_MIGRATION_WRITE},
+	{"device-private read", make_readable_device_private_entry, SWP_DEVICE_READ},
+	{"device-private write", make_writable_device_private_entry, SWP_DEVICE_WRITE},
+	{"device-exclusive", make_device_exclusive_entry, SWP_DEVICE_EXCLUSIVE},
 };
 #define NR_MAKERS (sizeof(makers) / sizeof(makers[0]))
 
@@ -434,14 +449,15 @@ Test(pgtable, pfn_entry_constructors)
 			swp_entry_t e = makers[k].make(pfn);
 			cr_assert_eq(swp_type(e), makers[k].type, "%s: type %u", makers[k].name,
 				     swp_type(e));
-			cr_assert_eq(swp_offset_pfn(e), pfn, "%s: pfn %#lx -> %#lx", makers[k].name, pfn,
-				     swp_offset_pfn(e));
+			cr_assert_eq(swp_offset_pfn(e), pfn, "%s: pfn %#lx -> %#lx", makers[k].name,
+				     pfn, swp_offset_pfn(e));
 			cr_assert(is_pfn_swap_entry(e), "%s", makers[k].name);
 			cr_assert(non_swap_entry(e), "%s", makers[k].name);
 			assert_kinds(e, makers[k].type, makers[k].name);
 
 			pte_t p = swp_entry_to_pte(e);
-			cr_assert(!pte_none(p) && !pte_present(p) && is_swap_pte(p), "%s", makers[k].name);
+			cr_assert(!pte_none(p) && !pte_present(p) && is_swap_pte(p), "%s",
+				  makers[k].name);
 			swp_entry_t back = pte_to_swp_entry(p);
 			cr_assert_eq(back.val, e.val, "%s", makers[k].name);
 			cr_assert_eq(swp_offset_pfn(back), pfn);
@@ -462,8 +478,9 @@ Test(pgtable, exclusive_and_soft_dirty_bits)
 			cr_assert(pte_swp_exclusive(x));
 			cr_assert(!pte_swp_soft_dirty(x));
 			cr_assert(is_swap_pte(x) && !pte_present(x) && !pte_none(x));
-			cr_assert_eq(pte_to_swp_entry(x).val, e.val, "exclusive bit disturbs type %u off %#llx",
-				     type, (unsigned long long)off);
+			cr_assert_eq(pte_to_swp_entry(x).val, e.val,
+				     "exclusive bit disturbs type %u off %#llx", type,
+				     (unsigned long long)off);
 			assert_kinds(pte_to_swp_entry(x), type, "exclusive");
 			cr_assert_eq(pte_val(pte_swp_clear_exclusive(x)), pte_val(p));
 
@@ -471,8 +488,9 @@ Test(pgtable, exclusive_and_soft_dirty_bits)
 			cr_assert(pte_swp_soft_dirty(s));
 			cr_assert(!pte_swp_exclusive(s));
 			cr_assert(is_swap_pte(s) && !pte_present(s));
-			cr_assert_eq(pte_to_swp_entry(s).val, e.val, "soft-dirty disturbs type %u off %#llx",
-				     type, (unsigned long long)off);
+			cr_assert_eq(pte_to_swp_entry(s).val, e.val,
+				     "soft-dirty disturbs type %u off %#llx", type,
+				     (unsigned long long)off);
 
 			pte_t both = pte_swp_mksoft_dirty(pte_swp_mkexclusive(p));
 			cr_assert(pte_swp_soft_dirty(both) && pte_swp_exclusive(both));
@@ -538,8 +556,10 @@ Test(pgtable, pmd_migration_and_device_private_entries)
 			 * PMD: it must not turn the entry into a leaf. */
 			pmd_t x = __pmd(pmd_val(p) | _PAGE_SWP_EXCLUSIVE);
 			cr_assert(pmd_swp_exclusive(x));
-			cr_assert(!pmd_present(x), "%s: exclusive swap PMD reads as present", makers[k].name);
-			cr_assert(!pmd_leaf(x), "%s: exclusive swap PMD reads as a leaf", makers[k].name);
+			cr_assert(!pmd_present(x), "%s: exclusive swap PMD reads as present",
+				  makers[k].name);
+			cr_assert(!pmd_leaf(x), "%s: exclusive swap PMD reads as a leaf",
+				  makers[k].name);
 			cr_assert(is_swap_pmd(x));
 			cr_assert_eq(is_pmd_migration_entry(x), mig);
 			cr_assert_eq(is_pmd_device_private_entry(x), dev);
