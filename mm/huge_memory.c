@@ -299,3 +299,65 @@ bool is_huge_zero_folio(const struct folio *folio)
 {
 	return folio_test_large(folio) && folio_test_zero(folio);
 }
+
+/**
+ * split_pte_mapped_folio_locked() - split a large anonymous folio that one
+ * PTE table maps into order-0 folios, in place.
+ * @folio: a large anonymous folio, not PMD-mapped.
+ * @nr_ptes: how many PTEs of the table whose ptl the caller holds map it.
+ *
+ * Linux unmaps the folio (migration entries), freezes and splits it, and
+ * maps it back.  When every mapping sits in one PTE table whose lock the
+ * caller holds and nothing else references the folio, nobody can see the
+ * folio between those steps, so uhmm does the same in place: the PTEs keep
+ * their PFNs, each new folio keeps its page's mapcount and gets one
+ * reference per PTE, and pages no PTE maps are freed.
+ *
+ * Return: 0; -EBUSY (nothing changed) when the folio is locked, mapped
+ * elsewhere or referenced beyond its mappings (can_split_folio()).
+ */
+int split_pte_mapped_folio_locked(struct folio *folio, int nr_ptes)
+{
+	unsigned long nr = folio_nr_pages(folio);
+	int mapcounts[HPAGE_PMD_NR];
+
+	if (!folio_test_large(folio) || !folio_test_anon(folio) || nr > HPAGE_PMD_NR ||
+	    folio_entire_mapcount(folio) || folio_mapcount(folio) != nr_ptes)
+		return -EBUSY;
+	if (!folio_trylock(folio))
+		return -EBUSY;
+	if (!folio_ref_freeze(folio, nr_ptes)) {
+		folio_unlock(folio);
+		return -EBUSY;
+	}
+	/* "Unmap": park the per-page mapcounts while the split rewrites metadata. */
+	for (unsigned long i = 0; i < nr; i++) {
+		mapcounts[i] = atomic_load(&folio_page(folio, i)->_mapcount);
+		atomic_store(&folio_page(folio, i)->_mapcount, -1);
+	}
+	atomic_store(&folio->_large_mapcount, -1);
+	atomic_store(&folio->_nr_pages_mapped, 0);
+	if (__split_unmapped_folio(folio, 0)) {
+		/* Cannot happen after the checks above; put everything back. */
+		for (unsigned long i = 0; i < nr; i++)
+			atomic_store(&folio_page(folio, i)->_mapcount, mapcounts[i]);
+		atomic_store(&folio->_large_mapcount, nr_ptes - 1);
+		atomic_store(&folio->_nr_pages_mapped, nr_ptes);
+		folio_ref_unfreeze(folio, nr_ptes);
+		folio_unlock(folio);
+		uhmm_warn("split_pte_mapped_folio_locked: split of pfn %#lx failed", folio_pfn(folio));
+		return -EBUSY;
+	}
+	/* "Remap": each page is its own folio, referenced by its PTEs. */
+	for (unsigned long i = 0; i < nr; i++) {
+		struct page *page = folio_head(folio) + i;
+		struct folio *small = page_folio(page);
+
+		atomic_store(&page->_mapcount, mapcounts[i]);
+		folio_ref_unfreeze(small, mapcounts[i] + 1);
+		folio_unlock(small);
+		if (mapcounts[i] < 0)
+			__folio_free(small);
+	}
+	return 0;
+}

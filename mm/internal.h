@@ -297,6 +297,12 @@ void split_huge_pmd(struct vm_area_struct *vma, pmd_t *pmd, unsigned long addr);
 void split_huge_pmd_address(struct vm_area_struct *vma, unsigned long addr);
 /** zap_huge_pmd() - clear a PMD leaf (ptl taken inside) and release its folio. */
 void zap_huge_pmd(struct vm_area_struct *vma, pmd_t *pmd, unsigned long addr);
+/**
+ * split_pte_mapped_folio_locked() - split a large anon folio mapped only by
+ * @nr_ptes PTEs of one table (its ptl held) into order-0 folios in place.
+ * Return: 0, or -EBUSY with nothing changed.
+ */
+int split_pte_mapped_folio_locked(struct folio *folio, int nr_ptes);
 /** mm_get_huge_zero_folio() - the huge zero folio, referenced once per mm. NULL on -ENOMEM. */
 struct folio *mm_get_huge_zero_folio(struct mm_struct *mm);
 /** mm_put_huge_zero_folio() - drop @mm's reference (exit_mmap). */

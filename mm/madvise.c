@@ -92,6 +92,25 @@ struct madvise_free_range {
 	unsigned long start, end;
 };
 
+/*
+ * How many PTEs of the table holding @pte (which maps @addr) map pages of
+ * @folio.  The table's ptl is held.
+ */
+static int ptes_mapping_folio(pte_t *pte, unsigned long addr, struct folio *folio)
+{
+	pte_t *table = pte - pte_index(addr);
+	unsigned long first = folio_pfn(folio), last = first + folio_nr_pages(folio);
+	int n = 0;
+
+	for (int i = 0; i < PTRS_PER_PTE; i++) {
+		pte_t e = ptep_get(&table[i]);
+
+		if (pte_present(e) && pte_pfn(e) >= first && pte_pfn(e) < last)
+			n++;
+	}
+	return n;
+}
+
 /* Mark the page at @pte lazily freeable if its folio is ours alone (ptl held). */
 static int madvise_free_pte_entry(pte_t *pte, unsigned long addr, unsigned long next,
 				  struct mm_walk *walk)
@@ -109,21 +128,24 @@ static int madvise_free_pte_entry(pte_t *pte, unsigned long addr, unsigned long 
 	if (!folio_test_anon(folio))
 		return 0;
 	if (folio_test_large(folio)) {
-		/*
-		 * Linux splits a large folio the range covers only in part
-		 * and skips it when the split fails; uhmm cannot split a
-		 * mapped folio yet, so it skips it.  A folio wholly inside
-		 * the range and mapped once per page is freed whole.
-		 */
 		unsigned long fstart = addr - (unsigned long)(page - folio_head(folio)) * PAGE_SIZE;
 
 		if (fstart < r->start || fstart + folio_size(folio) > r->end ||
-		    folio_mapcount(folio) != (int)folio_nr_pages(folio) ||
-		    folio_entire_mapcount(folio))
-			return 0;
-	} else if (folio_mapcount(folio) != 1) {
-		return 0;
+		    folio_mapcount(folio) != (int)folio_nr_pages(folio)) {
+			/*
+			 * Only part of the folio is advised (or it is mapped
+			 * oddly): split it, as Linux does, and skip it when
+			 * the split is refused.
+			 */
+			if (split_pte_mapped_folio_locked(folio, ptes_mapping_folio(pte, addr, folio)))
+				return 0;
+			folio = page_folio(page);
+		}
 	}
+	if (folio_test_large(folio) ?
+		    folio_mapcount(folio) != (int)folio_nr_pages(folio) || folio_entire_mapcount(folio) :
+		    folio_mapcount(folio) != 1)
+		return 0; /* shared with another mm */
 	set_pte(pte, pte_mkold(pte_mkclean(entry)));
 	folio_clear_dirty(folio);
 	folio_mark_lazyfree(folio);

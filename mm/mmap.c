@@ -496,9 +496,10 @@ long mm_mmap(struct mm_struct *mm, unsigned long addr, unsigned long len, int pr
 	case MAP_PRIVATE:
 		break;
 	case MAP_SHARED:
-	case 0x03: /* MAP_SHARED_VALIDATE */
 		return -EOPNOTSUPP; /* shared anonymous memory (shmem) is not built yet */
 	default:
+		/* Anonymous memory takes MAP_SHARED or MAP_PRIVATE only (not even
+		 * MAP_SHARED_VALIDATE), as in do_mmap(). */
 		return -EINVAL;
 	}
 	if (flags & MAP_HUGETLB)

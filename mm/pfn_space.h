@@ -77,7 +77,11 @@ void pfn_space_unregister(unsigned long start_pfn);
  * @pfn: any value.
  * @range: filled in when @pfn is valid; may be NULL.
  *
- * Lock-free.  Return: true if @pfn belongs to a registered range.
+ * Lock-free.  A lookup may race with the registration or unregistration
+ * of other ranges, but not with the unregistration of @pfn's own range (as
+ * in Linux, memory must not be torn down under its users).
+ *
+ * Return: true if @pfn belongs to a registered range.
  */
 bool pfn_space_lookup(unsigned long pfn, struct pfn_range *range);
 

@@ -355,7 +355,7 @@ Test(thp, read_maps_huge_zero_page_then_write_splits)
 
 	/* A write splits the huge zero PMD into zero-page PTEs and COWs one page. */
 	const char msg[] = "written after the huge zero page";
-	unsigned long woff = 7 * PG + 4000; /* straddles pages 7 and 8 */
+	unsigned long woff = 8 * PG - 16; /* straddles pages 7 and 8 */
 	cr_assert_eq(cpu_write(mm, addr + woff, msg, sizeof(msg)), 0);
 	cr_assert_eq(mm_pagemap_read(mm, addr, NR, pm), 0);
 	for (unsigned long i = 0; i < NR; i++) {

@@ -373,12 +373,84 @@ static void *churner_fn(void *arg)
 	return NULL;
 }
 
+/*
+ * The observer reads the introspection interfaces while everything else
+ * runs: pagemap, kpageflags, kpagecount, smaps_rollup, the RSS counters and
+ * mm_dump.  It only checks what must hold at any instant.
+ */
+struct observer {
+	struct shared_mm *sh;
+	unsigned long owner_addr[NR_OWNERS];
+	atomic_bool *stop;
+	unsigned long rounds;
+	struct worker_result res;
+};
+
+static void *observer_fn(void *arg)
+{
+	struct observer *ob = arg;
+	struct mm_struct *mm = ob->sh->mm;
+	unsigned long npages = OWNER_SIZE / PAGE_SIZE;
+	uint64_t *pm = malloc(npages * sizeof(*pm));
+	FILE *null = fopen("/dev/null", "w");
+
+	if (!pm || !null) {
+		fail(&ob->res, "malloc/fopen");
+		goto out;
+	}
+	pthread_barrier_wait(&ob->sh->start);
+	while (!atomic_load(ob->stop) && !ob->res.failures) {
+		struct mm_smaps sm;
+		long rss;
+
+		for (int i = 0; i < NR_OWNERS; i++) {
+			int ret = mm_pagemap_read(mm, ob->owner_addr[i], npages, pm);
+
+			if (ret) {
+				fail(&ob->res, "mm_pagemap_read = %d", ret);
+				break;
+			}
+			for (unsigned long p = 0; p < npages; p += 37) {
+				unsigned long pfn = (unsigned long)(pm[p] & PM_PFRAME_MASK);
+
+				if (!(pm[p] & PM_PRESENT))
+					continue;
+				if (!pfn_valid(pfn)) {
+					fail(&ob->res, "pagemap pfn %#lx not valid", pfn);
+					break;
+				}
+				/* The page may be freed meanwhile: just read the flags. */
+				(void)uhmm_kpageflags(pfn);
+				(void)uhmm_kpagecount(pfn);
+			}
+		}
+		if (mm_smaps_rollup(mm, &sm))
+			fail(&ob->res, "mm_smaps_rollup failed");
+		rss = mm_get_rss(mm, MM_ANONPAGES);
+		if (rss < 0)
+			fail(&ob->res, "MM_ANONPAGES %ld", rss);
+		if (sm.anon_huge_pages > sm.anonymous || sm.anonymous > sm.rss)
+			fail(&ob->res, "smaps: anon_huge %lu anonymous %lu rss %lu",
+			     sm.anon_huge_pages, sm.anonymous, sm.rss);
+		if (ob->rounds % 16 == 0)
+			mm_dump(mm, null);
+		ob->rounds++;
+	}
+out:
+	if (null)
+		fclose(null);
+	free(pm);
+	return NULL;
+}
+
 Test(threads, owners_and_churners_share_one_mm)
 {
 	struct shared_mm sh;
 	struct owner owners[NR_OWNERS];
 	struct churner churners[NR_CHURNERS];
-	pthread_t ot[NR_OWNERS], ct[NR_CHURNERS];
+	pthread_t ot[NR_OWNERS], ct[NR_CHURNERS], obt;
+	struct observer ob;
+	atomic_bool stop;
 	uint64_t want[COUNTER_SLOTS] = { 0 }, got[COUNTER_SLOTS];
 	uint8_t *rbuf = malloc(OWNER_SIZE);
 
@@ -389,7 +461,7 @@ Test(threads, owners_and_churners_share_one_mm)
 	sh.seed = test_seed("owners_and_churners_share_one_mm");
 	sh.mm = new_mm();
 	sh.counter_page = map_anon(sh.mm, 0, PAGE_SIZE, PROT_READ | PROT_WRITE, 0);
-	cr_assert_eq(pthread_barrier_init(&sh.start, NULL, NR_OWNERS + NR_CHURNERS), 0);
+	cr_assert_eq(pthread_barrier_init(&sh.start, NULL, NR_OWNERS + NR_CHURNERS + 1), 0);
 
 	for (unsigned int i = 0; i < NR_OWNERS; i++) {
 		owners[i].sh = &sh;
@@ -407,9 +479,20 @@ Test(threads, owners_and_churners_share_one_mm)
 	}
 
 	start_threads(ot, NR_OWNERS, owner_fn, owners, sizeof(owners[0]));
+	memset(&ob, 0, sizeof(ob));
+	atomic_init(&stop, false);
+	ob.sh = &sh;
+	ob.stop = &stop;
+	for (int i = 0; i < NR_OWNERS; i++)
+		ob.owner_addr[i] = owners[i].addr;
 	start_threads(ct, NR_CHURNERS, churner_fn, churners, sizeof(churners[0]));
+	start_threads(&obt, 1, observer_fn, &ob, sizeof(ob));
 	join_threads(ot, NR_OWNERS);
 	join_threads(ct, NR_CHURNERS);
+	atomic_store(&stop, true);
+	join_threads(&obt, 1);
+	cr_assert_eq(ob.res.failures, 0, "observer: %s", ob.res.msg);
+	cr_assert_gt(ob.rounds, 0);
 	pthread_barrier_destroy(&sh.start);
 
 	for (int i = 0; i < NR_OWNERS; i++)

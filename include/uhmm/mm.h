@@ -65,8 +65,8 @@ void mmdrop(struct mm_struct *mm);
  * Return: the address, or -EINVAL (zero length, unaligned fixed address or
  * offset, no sharing type), -ENOMEM (length
  * overflows or no room), -EEXIST (MAP_FIXED_NOREPLACE over a mapping),
- * -EBADF (not anonymous and no file), -EOPNOTSUPP (MAP_SHARED or
- * MAP_SHARED_VALIDATE anonymous memory and MAP_HUGETLB are not built yet).
+ * -EBADF (not anonymous and no file), -EOPNOTSUPP (MAP_SHARED anonymous
+ * memory and MAP_HUGETLB are not built yet).
  */
 long mm_mmap(struct mm_struct *mm, unsigned long addr, unsigned long len,
 	     int prot, int flags, struct file *file, unsigned long off);
@@ -80,9 +80,9 @@ int mm_munmap(struct mm_struct *mm, unsigned long addr, unsigned long len);
 
 /**
  * mm_mprotect() - mprotect(2) on @mm.
- * Return: 0, -EINVAL (unaligned @addr, unknown @prot bits, overflow),
- * -ENOMEM (part of the range is unmapped: as in Linux, VMAs before the hole
- * have already been changed), -EACCES (PROT_WRITE on a shared mapping opened
+ * Return: 0, -EINVAL (unaligned @addr, unknown @prot bits), -ENOMEM (the
+ * range wraps around, or part of it is unmapped: as in Linux, VMAs before
+ * the hole have already been changed), -EACCES (PROT_WRITE on a shared mapping opened
  * read-only).
  */
 int mm_mprotect(struct mm_struct *mm, unsigned long addr, unsigned long len, int prot);
