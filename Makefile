@@ -50,14 +50,24 @@ bench: build-release/build.ninja
 
 test: test-plain test-asan
 
+# Sum Criterion's per-executable synthesis lines of a build's test log into
+# one 'N passed, N failed' line.
+define summarize
+	@awk -F'|' '/Synthesis: Tested:/ { split($$2, p, ": "); split($$3, f, ": "); split($$4, c, ": "); \
+		pass += p[2]; fail += f[2] + c[2] } END { printf "$(1): %d passed, %d failed\n", pass, fail }' \
+		$(2)/meson-logs/testlog.txt
+endef
+
 test-plain: build-plain/build.ninja
 	ninja -C build-plain
 	$(MESON) test -C build-plain --print-errorlogs --num-processes $(JOBS)
+	$(call summarize,plain,build-plain)
 
 test-asan: build-asan/build.ninja
 	ninja -C build-asan
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 		$(MESON) test -C build-asan --print-errorlogs --num-processes $(JOBS) --timeout-multiplier 3
+	$(call summarize,asan,build-asan)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
