@@ -314,7 +314,7 @@ int madvise_collapse(struct vm_area_struct *vma, unsigned long start, unsigned l
 /* Folios (folio.c)                                                    */
 /* ------------------------------------------------------------------ */
 
-/** folio_free_pages() - return a folio whose refcount reached 0 to the buddy allocator. */
+/** __folio_free() - return a folio whose refcount reached 0 to the buddy allocator. */
 void __folio_free(struct folio *folio);
 /** prep_compound_folio() - turn the 2^@order pages at @page into a large folio. */
 void prep_compound_folio(struct page *page, unsigned int order);

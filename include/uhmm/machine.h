@@ -285,13 +285,17 @@ void folio_unlock(struct folio *folio);
  * @order: 0..MAX_PAGE_ORDER.
  *
  * Each page comes back with refcount 0 except the first (1), mapcount -1,
- * flags clear.  Takes the zone lock internally.
+ * flags clear.  Page flags of a large folio are read from its head: the
+ * first tail's flags word holds the folio order.  Takes the zone lock internally.
  *
  * Return: the first page, or NULL when no block is free, @order is too large,
  * or failure injection chose this call.
  */
 struct page *alloc_pages(struct uhmm_machine *machine, gfp_t gfp, unsigned int order);
-/** __free_pages() - free a block that alloc_pages() returned without __GFP_COMP. */
+/**
+ * __free_pages() - drop the reference on a block that alloc_pages() returned
+ * without __GFP_COMP; the block is freed when that was the last one.
+ */
 void __free_pages(struct page *page, unsigned int order);
 /**
  * folio_alloc() - allocate a folio of @order with one reference.
@@ -328,7 +332,7 @@ int __split_unmapped_folio(struct folio *folio, unsigned int new_order);
 int split_folio_to_order(struct folio *folio, unsigned int new_order);
 
 /* ---- the zero pages ---- */
-/** my_zero_pfn() - the PFN of the machine's shared zero page. */
+/** uhmm_zero_pfn() - the PFN of the machine's shared zero page (Linux's my_zero_pfn()). */
 unsigned long uhmm_zero_pfn(const struct uhmm_machine *machine);
 /** is_zero_pfn() - @pfn is some machine's shared zero page. */
 bool is_zero_pfn(unsigned long pfn);
