@@ -2,9 +2,11 @@
 # Debian machine: when run as root they install what is missing with apt-get.
 #
 #   make bench       build (release) and run the main benchmark
-#   make test        build and run the unit tests twice: plain, then ASan+UBSan
+#   make test        build and run the unit tests: plain, under ASan+UBSan,
+#                    and the concurrency suites under ThreadSanitizer
 #   make test-plain  the plain run only
 #   make test-asan   the AddressSanitizer + UndefinedBehaviorSanitizer run only
+#   make test-tsan   the ThreadSanitizer run only
 #   make format      clang-format every C file in place
 
 DEBIAN_PACKAGES := meson ninja-build pkg-config libcriterion-dev
@@ -12,7 +14,7 @@ MESON ?= meson
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BENCH_ARGS ?=
 
-.PHONY: all deps build bench test test-plain test-asan format clean
+.PHONY: all deps build bench test test-plain test-asan test-tsan format clean
 
 all: build
 
@@ -41,6 +43,10 @@ build-asan/build.ninja: | deps
 	$(MESON) setup build-asan --buildtype=debug -Db_sanitize=address,undefined \
 		-Db_lundef=false -Dc_args=-fno-sanitize-recover=all >/dev/null
 
+build-tsan/build.ninja: | deps
+	$(MESON) setup build-tsan --buildtype=debugoptimized -Db_sanitize=thread \
+		-Db_lundef=false >/dev/null
+
 build: build-plain/build.ninja
 	ninja -C build-plain
 
@@ -48,7 +54,7 @@ bench: build-release/build.ninja
 	ninja -C build-release
 	./build-release/bench/uhmm-bench $(BENCH_ARGS)
 
-test: test-plain test-asan
+test: test-plain test-asan test-tsan
 
 # Sum Criterion's per-executable synthesis lines of a build's test log into
 # one 'N passed, N failed' line.
@@ -69,8 +75,15 @@ test-asan: build-asan/build.ninja
 		$(MESON) test -C build-asan --print-errorlogs --num-processes $(JOBS) --timeout-multiplier 3
 	$(call summarize,asan,build-asan)
 
+test-tsan: build-tsan/build.ninja
+	ninja -C build-tsan
+	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+		$(MESON) test -C build-tsan --print-errorlogs --num-processes 1 --timeout-multiplier 2
+	@grep -h '^tsan: ' build-tsan/meson-logs/testlog.txt | \
+		awk '{ p += $$2; f += $$4 } END { printf "tsan: %d passed, %d failed\n", p, f }'
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf build-plain build-asan build-release
+	rm -rf build-plain build-asan build-tsan build-release

@@ -109,7 +109,7 @@ static void row_record(int row, double seconds)
 static void cmp_add(int row, int base)
 {
 	if (nr_cmps < MAX_CMPS)
-		cmps[nr_cmps++] = (struct bench_cmp){ row, base };
+		cmps[nr_cmps++] = (struct bench_cmp){row, base};
 }
 
 static int cmp_double(const void *a, const void *b)
@@ -298,12 +298,12 @@ static void verify_contents(struct mm_struct *mm, unsigned long addr, unsigned l
 			    const char *name)
 {
 	unsigned long pages = size / PAGE_SIZE;
-	unsigned long sample[] = { 0, 1, pages / 3, pages / 2, pages - 2, pages - 1 };
+	unsigned long sample[] = {0, 1, pages / 3, pages / 2, pages - 2, pages - 1};
 
 	for (size_t i = 0; i < sizeof(sample) / sizeof(sample[0]); i++) {
 		unsigned long page = sample[i] < pages ? sample[i] : pages - 1;
 		unsigned long base = addr + page * PAGE_SIZE;
-		uint8_t b[3] = { 0xa5, 0xa5, 0xa5 };
+		uint8_t b[3] = {0xa5, 0xa5, 0xa5};
 		int ret;
 
 		ret = cpu_read(mm, base, &b[0], 1);
@@ -324,7 +324,7 @@ static bool verify_mapping(struct mm_struct *mm, unsigned long addr, unsigned lo
 			   const struct fault_case *c)
 {
 	struct mm_smaps sm;
-	uint64_t pm[2] = { 0, 0 };
+	uint64_t pm[2] = {0, 0};
 	uint64_t kpf;
 	unsigned long pfn;
 	int ret;
@@ -332,8 +332,8 @@ static bool verify_mapping(struct mm_struct *mm, unsigned long addr, unsigned lo
 	memset(&sm, 0, sizeof(sm));
 	ret = mm_smaps_rollup(mm, &sm);
 	CHECK(ret == 0, "%s: mm_smaps_rollup returned %d", c->name, ret);
-	CHECK(sm.rss == size && sm.anonymous == size,
-	      "%s: smaps rss %lu anonymous %lu, want %lu", c->name, sm.rss, sm.anonymous, size);
+	CHECK(sm.rss == size && sm.anonymous == size, "%s: smaps rss %lu anonymous %lu, want %lu",
+	      c->name, sm.rss, sm.anonymous, size);
 	CHECK(mm_get_rss(mm, MM_ANONPAGES) == (long)(size / PAGE_SIZE),
 	      "%s: MM_ANONPAGES %ld, want %lu", c->name, mm_get_rss(mm, MM_ANONPAGES),
 	      size / PAGE_SIZE);
@@ -358,8 +358,8 @@ static bool verify_mapping(struct mm_struct *mm, unsigned long addr, unsigned lo
 		CHECK(!(kpf & (1ULL << KPF_THP)), "%s: first page (pfn %#lx) is a THP", c->name,
 		      pfn);
 	}
-	printf("  %-30s smaps: rss %lu MiB, anon_huge_pages %lu MiB -> %s\n", c->name,
-	       sm.rss / MiB, sm.anon_huge_pages / MiB,
+	printf("  %-30s smaps: rss %lu MiB, anon_huge_pages %lu MiB -> %s\n", c->name, sm.rss / MiB,
+	       sm.anon_huge_pages / MiB,
 	       sm.anon_huge_pages == size ? "every byte mapped by 2 MiB THPs"
 	       : sm.anon_huge_pages == 0  ? "every byte mapped by 4 KiB pages"
 					  : "MIXED mapping");
@@ -451,8 +451,8 @@ static unsigned long host_anon_huge_bytes(void)
  * warm-up repetition looks at AnonHugePages to learn whether the host really
  * used THPs, so the fault count is the host's.
  */
-static int run_host_first_touch(const char *group, const char *name, unsigned long size,
-				bool thp, int reps)
+static int run_host_first_touch(const char *group, const char *name, unsigned long size, bool thp,
+				int reps)
 {
 	int row = row_add(group, name, size, size / PAGE_SIZE, reps);
 	unsigned long map_len = size + (thp ? HPAGE_PMD_SIZE : 0);
@@ -552,10 +552,10 @@ static bool parse_ulong(const char *s, unsigned long *out)
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
-		{ "size", required_argument, NULL, 's' },
-		{ "reps", required_argument, NULL, 'r' },
-		{ "help", no_argument, NULL, 'h' },
-		{ NULL, 0, NULL, 0 },
+		{"size", required_argument, NULL, 's'},
+		{"reps", required_argument, NULL, 'r'},
+		{"help", no_argument, NULL, 'h'},
+		{NULL, 0, NULL, 0},
 	};
 	static const struct fault_case case_4k = {
 		.group = "(a) 4 KiB faults: anonymous RW, no MADV_HUGEPAGE, 1-byte write per page",
@@ -638,12 +638,12 @@ int main(int argc, char **argv)
 
 	printf("\nchecks:\n");
 	a = run_fault_case(machine, &case_4k, size, (int)reps);
-	a_first = run_host_first_touch(case_4k.group, "host memset, first touch (4K)", size,
-				       false, (int)reps);
+	a_first = run_host_first_touch(case_4k.group, "host memset, first touch (4K)", size, false,
+				       (int)reps);
 	a_warm = run_host_warm(case_4k.group, "host memset, already touched", size, (int)reps);
 	b = run_fault_case(machine, &case_thp, size, (int)reps);
-	b_first = run_host_first_touch(case_thp.group, "host memset, first touch (THP)", size,
-				       true, (int)reps);
+	b_first = run_host_first_touch(case_thp.group, "host memset, first touch (THP)", size, true,
+				       (int)reps);
 	b_warm = run_host_warm(case_thp.group, "host memset, already touched", size, (int)reps);
 	if (a < 0 || b < 0 || a_first < 0 || a_warm < 0 || b_first < 0 || b_warm < 0) {
 		uhmm_machine_destroy(machine);

@@ -60,13 +60,6 @@ static long page_idx(struct audit *a, unsigned long pfn)
 	return (long)(pfn - a->machine->start_pfn);
 }
 
-static bool is_huge_zero(struct audit *a, unsigned long pfn)
-{
-	struct folio *zero = a->machine->huge_zero_folio;
-
-	return zero && pfn >= folio_pfn(zero) && pfn < folio_pfn(zero) + HPAGE_PMD_NR;
-}
-
 /* A table page of the mm: mark it and check its struct page. */
 static void audit_table(struct audit *a, const void *table, int level)
 {
@@ -120,7 +113,7 @@ static void audit_pte(struct audit *a, struct vm_area_struct *vma, unsigned long
 		return;
 	}
 	pfn = pte_pfn(pte);
-	if (pfn == a->machine->zero_pfn || is_huge_zero(a, pfn)) {
+	if (pfn == a->machine->zero_pfn || is_huge_zero_pfn(a->machine, pfn)) {
 		if (pte_write(pte))
 			violation(a, "mm %p addr %#lx: writable zero-page PTE", (void *)a->mm, addr);
 		return;
@@ -143,7 +136,7 @@ static void audit_pmd_leaf(struct audit *a, struct vm_area_struct *vma, unsigned
 	struct folio *folio;
 	long idx;
 
-	if (is_huge_zero(a, pfn)) {
+	if (is_huge_zero_pfn(a->machine, pfn)) {
 		if (pmd_write(pmd) || pfn != folio_pfn(a->machine->huge_zero_folio))
 			violation(a, "mm %p addr %#lx: bad huge zero PMD", (void *)a->mm, addr);
 		return;
@@ -385,7 +378,7 @@ int uhmm_audit(struct uhmm_machine *machine, FILE *report)
 			idx++;
 			continue;
 		}
-		if (is_huge_zero(&a, pfn)) {
+		if (is_huge_zero_pfn(machine, pfn)) {
 			idx += HPAGE_PMD_NR;
 			continue;
 		}

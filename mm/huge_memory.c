@@ -46,7 +46,7 @@ struct folio *mm_get_huge_zero_folio(struct mm_struct *mm)
 	if (atomic_load(&mm->flags) & (1UL << MMF_HUGE_ZERO_PAGE))
 		return __atomic_load_n(&machine->huge_zero_folio, __ATOMIC_ACQUIRE);
 	pthread_mutex_lock(&machine->huge_zero_lock);
-	folio = machine->huge_zero_folio;
+	folio = __atomic_load_n(&machine->huge_zero_folio, __ATOMIC_ACQUIRE);
 	if (atomic_load(&mm->flags) & (1UL << MMF_HUGE_ZERO_PAGE))
 		goto out;
 	if (!folio) {
@@ -90,9 +90,7 @@ void mm_put_huge_zero_folio(struct mm_struct *mm)
 
 static bool is_huge_zero_pmd(struct mm_struct *mm, pmd_t pmd)
 {
-	struct folio *zero = __atomic_load_n(&mm->machine->huge_zero_folio, __ATOMIC_ACQUIRE);
-
-	return zero && pmd_pfn(pmd) == folio_pfn(zero);
+	return is_huge_zero_pfn(mm->machine, pmd_pfn(pmd));
 }
 
 /* ---- faults ---- */

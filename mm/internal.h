@@ -303,6 +303,16 @@ void zap_huge_pmd(struct vm_area_struct *vma, pmd_t *pmd, unsigned long addr);
  * Return: 0, or -EBUSY with nothing changed.
  */
 int split_pte_mapped_folio_locked(struct folio *folio, int nr_ptes);
+/**
+ * is_huge_zero_pfn() - @pfn is one of the pages of @machine's huge zero
+ * folio.  Lock-free: the folio pointer is published with release semantics.
+ */
+static inline bool is_huge_zero_pfn(const struct uhmm_machine *machine, unsigned long pfn)
+{
+	struct folio *zero = __atomic_load_n(&machine->huge_zero_folio, __ATOMIC_ACQUIRE);
+
+	return zero && pfn >= folio_pfn(zero) && pfn < folio_pfn(zero) + HPAGE_PMD_NR;
+}
 /** mm_get_huge_zero_folio() - the huge zero folio, referenced once per mm. NULL on -ENOMEM. */
 struct folio *mm_get_huge_zero_folio(struct mm_struct *mm);
 /** mm_put_huge_zero_folio() - drop @mm's reference (exit_mmap). */

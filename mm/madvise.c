@@ -158,7 +158,6 @@ static int madvise_free_pmd_entry(pmd_t *pmd, unsigned long addr, unsigned long 
 {
 	struct madvise_free_range *r = walk->private;
 	struct mm_struct *mm = walk->mm;
-	struct folio *zero = mm->machine->huge_zero_folio;
 	pthread_mutex_t *ptl;
 	pmd_t val = pmdp_get(pmd);
 
@@ -166,7 +165,7 @@ static int madvise_free_pmd_entry(pmd_t *pmd, unsigned long addr, unsigned long 
 		return WALK_SKIP_PTES;
 	if (!pmd_leaf(val))
 		return 0;
-	if (zero && pmd_pfn(val) == folio_pfn(zero))
+	if (is_huge_zero_pfn(mm->machine, pmd_pfn(val)))
 		return WALK_SKIP_PTES;
 	if (next - addr != PMD_SIZE) {
 		split_huge_pmd(r->vma, pmd, addr);

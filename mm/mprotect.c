@@ -69,8 +69,7 @@ static int change_pmd_entry(pmd_t *pmd, unsigned long addr, unsigned long next,
 	ptl = pmd_lock(mm, pmd);
 	val = pmdp_get(pmd);
 	if (pmd_leaf(val)) {
-		struct folio *zero = mm->machine->huge_zero_folio;
-		bool is_zero = zero && pmd_pfn(val) == folio_pfn(zero);
+		bool is_zero = is_huge_zero_pfn(mm->machine, pmd_pfn(val));
 
 		val = pmd_modify(val, cp->prot);
 		if (cp->try_writable && !pmd_write(val) && !is_zero &&

@@ -412,8 +412,8 @@ static void prep_new_page(struct page *page, unsigned int order, gfp_t gfp)
 
 		__atomic_store_n(&p->flags, 0UL, __ATOMIC_RELAXED);
 		__atomic_store_n(&p->compound_head, 0UL, __ATOMIC_RELAXED); /* lru.next */
-		p->lru.prev = NULL;
-		p->mapping = NULL;
+		__atomic_store_n(&p->lru.prev, NULL, __ATOMIC_RELAXED);
+		__atomic_store_n(&p->mapping, NULL, __ATOMIC_RELAXED);
 		p->index = 0;
 		p->private = 0;
 		atomic_store_explicit(&p->_mapcount, -1, memory_order_relaxed);

@@ -61,9 +61,11 @@ uint64_t *pt_alloc_table(struct mm_struct *mm, int level)
 		return NULL;
 	}
 	pthread_mutex_init(ptl, NULL);
-	page->pmd_huge_pte = NULL;
-	page->pt_deposit_next = NULL;
-	page->pt_mm = mm;
+	/* Stored atomically: they alias lru and mapping, which lock-free page
+	 * walkers (kpageflags) load. */
+	__atomic_store_n(&page->pmd_huge_pte, NULL, __ATOMIC_RELAXED);
+	__atomic_store_n(&page->pt_deposit_next, NULL, __ATOMIC_RELAXED);
+	__atomic_store_n(&page->pt_mm, mm, __ATOMIC_RELAXED);
 	page->pt_index = (unsigned long)level;
 	page->ptl = ptl;
 	set_page_flag(page, PG_table);
@@ -86,10 +88,10 @@ void pt_free_table(struct mm_struct *mm, uint64_t *table)
 	pthread_mutex_destroy(page->ptl);
 	free(page->ptl);
 	page->ptl = NULL;
-	page->pt_mm = NULL;
+	__atomic_store_n(&page->pt_mm, NULL, __ATOMIC_RELAXED);
 	page->pt_index = 0;
-	page->pmd_huge_pte = NULL;
-	page->pt_deposit_next = NULL;
+	__atomic_store_n(&page->pmd_huge_pte, NULL, __ATOMIC_RELAXED);
+	__atomic_store_n(&page->pt_deposit_next, NULL, __ATOMIC_RELAXED);
 	clear_page_flag(page, PG_table);
 	__free_pages(page, 0);
 }
@@ -221,8 +223,8 @@ void pgtable_trans_huge_deposit(struct mm_struct *mm, pmd_t *pmd, uint64_t *pgta
 	struct page *pmd_table = pt_table_page(mm, (void *)((uintptr_t)pmd & ~(uintptr_t)(PAGE_SIZE - 1)));
 	struct page *pte_table = pt_table_page(mm, pgtable);
 
-	pte_table->pt_deposit_next = pmd_table->pmd_huge_pte;
-	pmd_table->pmd_huge_pte = pte_table;
+	__atomic_store_n(&pte_table->pt_deposit_next, pmd_table->pmd_huge_pte, __ATOMIC_RELAXED);
+	__atomic_store_n(&pmd_table->pmd_huge_pte, pte_table, __ATOMIC_RELAXED);
 }
 
 uint64_t *pgtable_trans_huge_withdraw(struct mm_struct *mm, pmd_t *pmd)
@@ -232,8 +234,8 @@ uint64_t *pgtable_trans_huge_withdraw(struct mm_struct *mm, pmd_t *pmd)
 
 	if (!pte_table)
 		return NULL;
-	pmd_table->pmd_huge_pte = pte_table->pt_deposit_next;
-	pte_table->pt_deposit_next = NULL;
+	__atomic_store_n(&pmd_table->pmd_huge_pte, pte_table->pt_deposit_next, __ATOMIC_RELAXED);
+	__atomic_store_n(&pte_table->pt_deposit_next, NULL, __ATOMIC_RELAXED);
 	return page_address(pte_table);
 }
 

@@ -69,11 +69,10 @@ static int dump_pmd_entry(pmd_t *pmd, unsigned long addr, unsigned long next, st
 {
 	struct dump_run *run = walk->private;
 	pmd_t val = pmdp_get(pmd);
-	struct folio *zero = walk->mm->machine->huge_zero_folio;
 
 	if (pmd_leaf(val)) {
 		run_flush(run);
-		if (zero && pmd_pfn(val) == folio_pfn(zero)) {
+		if (is_huge_zero_pfn(walk->mm->machine, pmd_pfn(val))) {
 			fprintf(run->out, "    PMD %#lx-%#lx huge-zero pfn %#lx ro\n", addr, next,
 				pmd_pfn(val));
 		} else {

@@ -66,7 +66,9 @@ void folio_add_new_anon_rmap(struct folio *folio, struct vm_area_struct *vma, un
 	unsigned long nr = folio_nr_pages(folio);
 
 	folio->index = linear_page_index(vma, addr);
-	__atomic_store_n(&folio->mapping, (void *)((unsigned long)vma->anon_vma | PAGE_MAPPING_ANON),
+	struct anon_vma *anon_vma = __atomic_load_n(&vma->anon_vma, __ATOMIC_ACQUIRE);
+
+	__atomic_store_n(&folio->mapping, (void *)((unsigned long)anon_vma | PAGE_MAPPING_ANON),
 			 __ATOMIC_RELEASE);
 	folio_set_swapbacked(folio);
 	folio_set_uptodate(folio);

@@ -7,13 +7,6 @@
 
 #include "internal.h"
 
-static bool is_huge_zero_pfn(struct mm_struct *mm, unsigned long pfn)
-{
-	struct folio *zero = __atomic_load_n(&mm->machine->huge_zero_folio, __ATOMIC_ACQUIRE);
-
-	return zero && pfn >= folio_pfn(zero) && pfn < folio_pfn(zero) + HPAGE_PMD_NR;
-}
-
 /* ---- pagemap ---- */
 
 struct pagemapread {
@@ -44,7 +37,7 @@ static uint64_t pagemap_present_bits(struct mm_struct *mm, unsigned long pfn, bo
 
 	if (soft_dirty)
 		bits |= PM_SOFT_DIRTY;
-	if (pfn != mm->machine->zero_pfn && !is_huge_zero_pfn(mm, pfn) && mapcount == 1)
+	if (pfn != mm->machine->zero_pfn && !is_huge_zero_pfn(mm->machine, pfn) && mapcount == 1)
 		bits |= PM_MMAP_EXCLUSIVE;
 	return bits;
 }
@@ -59,7 +52,7 @@ static int pagemap_pmd_entry(pmd_t *pmd, unsigned long addr, unsigned long next,
 	if (pmd_leaf(val)) {
 		unsigned long first = pmd_pfn(val) + pte_index(addr);
 		struct page *page = pfn_to_page(first);
-		int mapcount = is_huge_zero_pfn(walk->mm, first) ? 0 : page_mapcount(page);
+		int mapcount = is_huge_zero_pfn(walk->mm->machine, first) ? 0 : page_mapcount(page);
 
 		for (unsigned long a = addr, i = 0; a < next; a += PAGE_SIZE, i++)
 			*pagemap_slot(walk, a) = pagemap_present_bits(walk->mm, first + i,
@@ -91,7 +84,7 @@ static int pagemap_pte_entry(pte_t *pte, unsigned long addr, unsigned long next,
 		*slot = 0;
 	} else if (pte_present(val)) {
 		unsigned long pfn = pte_pfn(val);
-		int mapcount = pfn == walk->mm->machine->zero_pfn || is_huge_zero_pfn(walk->mm, pfn)
+		int mapcount = pfn == walk->mm->machine->zero_pfn || is_huge_zero_pfn(walk->mm->machine, pfn)
 				       ? 0 : page_mapcount(pfn_to_page(pfn));
 
 		*slot = pagemap_present_bits(walk->mm, pfn, pte_val(val) & _PAGE_SOFT_DIRTY,
@@ -239,7 +232,7 @@ static int smaps_pmd_entry(pmd_t *pmd, unsigned long addr, unsigned long next,
 	(void)addr;
 	(void)next;
 	if (pmd_leaf(val)) {
-		if (!is_huge_zero_pfn(walk->mm, pmd_pfn(val))) {
+		if (!is_huge_zero_pfn(walk->mm->machine, pmd_pfn(val))) {
 			struct folio *folio = page_folio(pfn_to_page(pmd_pfn(val)));
 
 			smaps_account(s, folio, folio_head(folio), PMD_SIZE, pmd_dirty(val),
@@ -267,7 +260,7 @@ static int smaps_pte_entry(pte_t *pte, unsigned long addr, unsigned long next,
 		unsigned long pfn = pte_pfn(val);
 		struct page *page;
 
-		if (pfn == walk->mm->machine->zero_pfn || is_huge_zero_pfn(walk->mm, pfn))
+		if (pfn == walk->mm->machine->zero_pfn || is_huge_zero_pfn(walk->mm->machine, pfn))
 			return 0;
 		page = pfn_to_page(pfn);
 		smaps_account(s, page_folio(page), page, PAGE_SIZE, pte_dirty(val),

@@ -68,7 +68,6 @@ static int drop_lazyfree_pmd_entry(pmd_t *pmd, unsigned long addr, unsigned long
 				   struct mm_walk *walk)
 {
 	struct drop_lazyfree *d = walk->private;
-	struct folio *zero = walk->mm->machine->huge_zero_folio;
 	pmd_t val = pmdp_get(pmd);
 	struct folio *folio;
 
@@ -77,7 +76,7 @@ static int drop_lazyfree_pmd_entry(pmd_t *pmd, unsigned long addr, unsigned long
 	if (!pmd_leaf(val))
 		return 0;
 	folio = page_folio(pfn_to_page(pmd_pfn(val)));
-	if (folio != zero && next - addr == PMD_SIZE &&
+	if (!is_huge_zero_pfn(walk->mm->machine, pmd_pfn(val)) && next - addr == PMD_SIZE &&
 	    lazyfree_discardable(folio, pmd_dirty(val))) {
 		zap_huge_pmd(d->vma, pmd, addr);
 		d->dropped += HPAGE_PMD_NR;

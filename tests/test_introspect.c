@@ -29,7 +29,10 @@ TestSuite(introspect, .init = machine_setup, .fini = machine_teardown);
 #define KPF(bit) (1ULL << (bit))
 #define PM_FLAG_BITS (PM_PRESENT | PM_SWAP | PM_FILE | PM_MMAP_EXCLUSIVE)
 
-static unsigned long pm_pfn(uint64_t e) { return (unsigned long)(e & PM_PFRAME_MASK); }
+static unsigned long pm_pfn(uint64_t e)
+{
+	return (unsigned long)(e & PM_PFRAME_MASK);
+}
 
 static void write_byte(struct mm_struct *mm, unsigned long addr, uint8_t v)
 {
@@ -306,8 +309,8 @@ Test(introspect, kpageflags_anon_page)
 {
 	struct mm_struct *mm = new_mm();
 	unsigned long addr = map_anon(mm, 0, 4 * PAGE_SIZE, PROT_READ | PROT_WRITE, 0);
-	const uint64_t want = KPF(KPF_ANON) | KPF(KPF_MMAP) | KPF(KPF_UPTODATE) |
-			      KPF(KPF_SWAPBACKED);
+	const uint64_t want =
+		KPF(KPF_ANON) | KPF(KPF_MMAP) | KPF(KPF_UPTODATE) | KPF(KPF_SWAPBACKED);
 	const uint64_t never = KPF(KPF_NOPAGE) | KPF(KPF_BUDDY) | KPF(KPF_ZERO_PAGE) |
 			       KPF(KPF_COMPOUND_HEAD) | KPF(KPF_COMPOUND_TAIL) | KPF(KPF_THP) |
 			       KPF(KPF_PGTABLE) | KPF(KPF_LOCKED) | KPF(KPF_SWAPCACHE);
@@ -357,8 +360,9 @@ Test(introspect, kpageflags_thp_head_and_tail)
 	pfn = expect_anon_entry(mm, addr);
 
 	f = uhmm_kpageflags(pfn);
-	cr_assert_eq(f & (folio_flags | KPF(KPF_COMPOUND_HEAD)), folio_flags | KPF(KPF_COMPOUND_HEAD),
-		     "THP head flags %#llx", (unsigned long long)f);
+	cr_assert_eq(f & (folio_flags | KPF(KPF_COMPOUND_HEAD)),
+		     folio_flags | KPF(KPF_COMPOUND_HEAD), "THP head flags %#llx",
+		     (unsigned long long)f);
 	cr_assert_eq(f & (KPF(KPF_COMPOUND_TAIL) | KPF(KPF_BUDDY) | KPF(KPF_ZERO_PAGE) |
 			  KPF(KPF_NOPAGE)),
 		     0, "THP head flags %#llx", (unsigned long long)f);
@@ -472,9 +476,9 @@ Test(introspect, kpageflags_buddy)
 
 		if (!(f & KPF(KPF_BUDDY)))
 			continue;
-		cr_assert_eq(f & (KPF(KPF_MMAP) | KPF(KPF_ANON) | KPF(KPF_NOPAGE) |
-				  KPF(KPF_ZERO_PAGE)),
-			     0, "free head %#lx flags %#llx", p, (unsigned long long)f);
+		cr_assert_eq(
+			f & (KPF(KPF_MMAP) | KPF(KPF_ANON) | KPF(KPF_NOPAGE) | KPF(KPF_ZERO_PAGE)),
+			0, "free head %#lx flags %#llx", p, (unsigned long long)f);
 		cr_assert_eq(uhmm_kpagecount(p), 0);
 		break;
 	}
@@ -484,7 +488,7 @@ Test(introspect, kpageflags_buddy)
 Test(introspect, kpageflags_invalid_pfn)
 {
 	unsigned long end = machine->start_pfn + machine->nr_pages;
-	unsigned long bad[] = { end, end + 12345, 1UL << 40, ~0UL >> PAGE_SHIFT };
+	unsigned long bad[] = {end, end + 12345, 1UL << 40, ~0UL >> PAGE_SHIFT};
 
 	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 		cr_assert(!pfn_valid(bad[i]), "pfn %#lx valid", bad[i]);
@@ -554,8 +558,7 @@ Test(introspect, smaps_rollup_mix)
 	cr_assert_eq(sm.rss, written * PAGE_SIZE + HPAGE_PMD_SIZE, "rss %lu", sm.rss);
 	cr_assert_eq(sm.anonymous, written * PAGE_SIZE + HPAGE_PMD_SIZE, "anonymous %lu",
 		     sm.anonymous);
-	cr_assert_eq(sm.anon_huge_pages, HPAGE_PMD_SIZE, "anon_huge_pages %lu",
-		     sm.anon_huge_pages);
+	cr_assert_eq(sm.anon_huge_pages, HPAGE_PMD_SIZE, "anon_huge_pages %lu", sm.anon_huge_pages);
 	cr_assert_eq(sm.private_dirty, written * PAGE_SIZE + HPAGE_PMD_SIZE, "private_dirty %lu",
 		     sm.private_dirty);
 	cr_assert_eq(sm.private_clean, 0, "private_clean %lu", sm.private_clean);
@@ -645,8 +648,8 @@ static bool contains_any(const char *text, const char *const *words)
 
 Test(introspect, mm_dump_describes_vmas_and_entries)
 {
-	static const char *const pmd_words[] = { "pmd", "2m", "huge", "thp", NULL };
-	static const char *const pte_words[] = { "pte", "4k", NULL };
+	static const char *const pmd_words[] = {"pmd", "2m", "huge", "thp", NULL};
+	static const char *const pte_words[] = {"pte", "4k", NULL};
 	struct mm_struct *mm = new_mm();
 	unsigned long small = map_anon(mm, 0, 8 * PAGE_SIZE, PROT_READ | PROT_WRITE, 0);
 	unsigned long thp = map_thp(mm, HPAGE_PMD_SIZE);

@@ -623,3 +623,58 @@ Test(madvise, argument_errors)
 	cr_assert_eq(rss_bytes(mm), 4 * PG);
 	mmput(mm);
 }
+
+Test(madvise, dontneed_spanning_two_thps)
+{
+	struct mm_struct *mm = new_mm();
+	unsigned long addr = map_thp(mm, 2 * HPS);
+	fill_at(mm, addr, 0, 2 * HPS, 50);
+	cr_assert(is_pmd_thp(mm, addr));
+	cr_assert(is_pmd_thp(mm, addr + HPS));
+	/* Zap the upper half of the first THP and the lower half of the second. */
+	cr_assert_eq(mm_madvise(mm, addr + HPS / 2, HPS, MADV_DONTNEED), 0);
+	struct mm_smaps s = smaps(mm);
+	cr_assert_eq(s.anon_huge_pages, 0);
+	cr_assert_eq(s.rss, HPS);
+	check_at(mm, addr, 0, HPS / 2, 50);
+	check_zero(mm, addr + HPS / 2, HPS);
+	check_at(mm, addr, HPS + HPS / 2, HPS / 2, 50);
+	/* Zapping the rest of both frees both folios. */
+	unsigned long free0 = uhmm_nr_free_pages(machine);
+	cr_assert_eq(mm_madvise(mm, addr, 2 * HPS, MADV_DONTNEED), 0);
+	cr_assert_geq(uhmm_nr_free_pages(machine) - free0, 2 * NR);
+	cr_assert_eq(rss_bytes(mm), 0);
+	check_zero(mm, addr, 2 * HPS);
+	mmput(mm);
+}
+
+Test(madvise, free_then_dontneed)
+{
+	struct mm_struct *mm = new_mm();
+	unsigned long addr = map_anon(mm, 0, 4 * PG, PROT_READ | PROT_WRITE, 0);
+	fill_at(mm, addr, 0, 4 * PG, 51);
+	cr_assert_eq(mm_madvise(mm, addr, 4 * PG, MADV_FREE), 0);
+	unsigned long free0 = uhmm_nr_free_pages(machine);
+	cr_assert_eq(mm_madvise(mm, addr, 2 * PG, MADV_DONTNEED), 0);
+	cr_assert_eq(uhmm_nr_free_pages(machine), free0 + 2);
+	cr_assert_eq(smaps(mm).lazy_free, 2 * PG);
+	cr_assert_eq(uhmm_drop_lazyfree(machine), 2);
+	cr_assert_eq(uhmm_nr_free_pages(machine), free0 + 4);
+	check_zero(mm, addr, 4 * PG);
+	mmput(mm);
+}
+
+Test(madvise, free_then_munmap_and_mmput)
+{
+	struct mm_struct *mm = new_mm();
+	unsigned long addr = map_anon(mm, 0, 4 * PG, PROT_READ | PROT_WRITE, 0);
+	fill_at(mm, addr, 0, 4 * PG, 52);
+	cr_assert_eq(mm_madvise(mm, addr, 4 * PG, MADV_FREE), 0);
+	cr_assert_eq(mm_munmap(mm, addr, 2 * PG), 0);
+	cr_assert_eq(uhmm_drop_lazyfree(machine), 2);
+	unsigned long addr2 = map_thp(mm, HPS);
+	fill_at(mm, addr2, 0, HPS, 53);
+	cr_assert_eq(mm_madvise(mm, addr2, HPS, MADV_FREE), 0);
+	mmput(mm); /* lazyfree folios are freed with the mm */
+	cr_assert_eq(uhmm_drop_lazyfree(machine), 0);
+}

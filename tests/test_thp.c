@@ -769,3 +769,136 @@ Test(thp, write_after_mprotect_ro_rw_reuses_thp)
 	cr_assert_eq(got, 0xee);
 	mmput(mm);
 }
+
+/* ---- more edges ---- */
+
+Test(thp, collapse_allocation_failure_changes_nothing)
+{
+	struct mm_struct *mm = new_mm();
+	unsigned long addr = map_plain(mm, HPS);
+	fill_at(mm, addr, 0, 4 * PG, 60);
+	unsigned long pfn0 = pfn_at(mm, addr), pfn3 = pfn_at(mm, addr + 3 * PG);
+	unsigned long free0 = uhmm_nr_free_pages(machine);
+	struct fault_attr a = fail_order9(-1);
+	uhmm_fail_page_alloc(machine, &a);
+	/* Linux: SCAN_ALLOC_HUGE_PAGE_FAIL is -ENOMEM. */
+	cr_assert_eq(mm_madvise(mm, addr, HPS, MADV_COLLAPSE), -ENOMEM);
+	uhmm_fail_page_alloc(machine, NULL);
+	cr_assert_eq(uhmm_nr_free_pages(machine), free0);
+	cr_assert_eq(anon_huge(mm), 0);
+	cr_assert_eq(rss_bytes(mm), 4 * PG);
+	cr_assert_eq(pfn_at(mm, addr), pfn0);
+	cr_assert_eq(pfn_at(mm, addr + 3 * PG), pfn3);
+	check_at(mm, addr, 0, 4 * PG, 60);
+	assert_audit_clean();
+	/* And it works once memory is there. */
+	cr_assert_eq(mm_madvise(mm, addr, HPS, MADV_COLLAPSE), 0);
+	assert_pmd_thp(mm, addr);
+	check_at(mm, addr, 0, 4 * PG, 60);
+	mmput(mm);
+}
+
+Test(thp, collapse_range_without_whole_pmd_is_noop)
+{
+	struct mm_struct *mm = new_mm();
+	unsigned long addr = map_plain(mm, HPS);
+	fill_at(mm, addr, 0, 2 * PG, 61);
+	unsigned long pfn0 = pfn_at(mm, addr);
+	/* No aligned 2 MiB inside [addr, addr + 1 MiB): nothing to do, 0 (Linux). */
+	cr_assert_eq(mm_madvise(mm, addr, HPS / 2, MADV_COLLAPSE), 0);
+	cr_assert_eq(anon_huge(mm), 0);
+	cr_assert_eq(pfn_at(mm, addr), pfn0);
+	cr_assert_eq(rss_bytes(mm), 2 * PG);
+	check_at(mm, addr, 0, 2 * PG, 61);
+	mmput(mm);
+}
+
+Test(thp, collapse_ignores_never_mode)
+{
+	uhmm_machine_set_thp(machine, THP_NEVER);
+	struct mm_struct *mm = new_mm();
+	unsigned long addr = map_plain(mm, HPS);
+	fill_at(mm, addr, 5 * PG, 3 * PG, 62);
+	/* MADV_COLLAPSE is independent of transparent_hugepage/enabled. */
+	cr_assert_eq(mm_madvise(mm, addr, HPS, MADV_COLLAPSE), 0);
+	assert_pmd_thp(mm, addr);
+	check_zero(mm, addr, 5 * PG);
+	check_at(mm, addr, 5 * PG, 3 * PG, 62);
+	mmput(mm);
+}
+
+Test(thp, prot_none_whole_thp_keeps_pmd)
+{
+	struct mm_struct *mm = new_mm();
+	unsigned long addr = map_thp(mm, HPS);
+	fill_at(mm, addr, 0, HPS, 63);
+	unsigned long head = assert_pmd_thp(mm, addr);
+	cr_assert_eq(mm_mprotect(mm, addr, HPS, PROT_NONE), 0);
+	uint8_t b;
+	cr_assert_eq(cpu_read(mm, addr + 100, &b, 1), -EFAULT);
+	cr_assert_eq(cpu_write(mm, addr + 100, &b, 1), -EFAULT);
+	cr_assert_eq(anon_huge(mm), HPS);
+	cr_assert_eq(rss_bytes(mm), HPS);
+	cr_assert_eq(mm_mprotect(mm, addr, HPS, PROT_READ | PROT_WRITE), 0);
+	cr_assert_eq(assert_pmd_thp(mm, addr), head);
+	check_at(mm, addr, 0, HPS, 63);
+	mmput(mm);
+}
+
+Test(thp, huge_zero_write_fault_oom_keeps_zero_ptes)
+{
+	struct mm_struct *mm = new_mm();
+	unsigned long addr = map_thp(mm, HPS);
+	check_zero(mm, addr, PG);
+	cr_assert(is_huge_zero_folio(folio_at(mm, addr)));
+	unsigned long free0 = uhmm_nr_free_pages(machine);
+	struct fault_attr a = { .probability = 100, .interval = 1, .times = -1, .min_order = 0 };
+	uhmm_fail_page_alloc(machine, &a);
+	uint8_t b = 0x42;
+	cr_assert_eq(cpu_write(mm, addr + 10 * PG, &b, 1), -ENOMEM);
+	uhmm_fail_page_alloc(machine, NULL);
+	cr_assert_eq(rss_bytes(mm), 0);
+	cr_assert_eq(anon_huge(mm), 0);
+	cr_assert_leq(uhmm_nr_free_pages(machine), free0);
+	check_zero(mm, addr, HPS);
+	assert_audit_clean();
+	/* Retry succeeds and only that page is real. */
+	cr_assert_eq(cpu_write(mm, addr + 10 * PG, &b, 1), 0);
+	cr_assert_eq(rss_bytes(mm), PG);
+	cr_assert_eq(folio_order(folio_at(mm, addr + 10 * PG)), 0);
+	uint8_t got = 0;
+	cr_assert_eq(cpu_read(mm, addr + 10 * PG, &got, 1), 0);
+	cr_assert_eq(got, 0x42);
+	mmput(mm);
+}
+
+Test(thp, dontneed_huge_zero_pmd)
+{
+	struct mm_struct *mm = new_mm();
+	unsigned long addr = map_thp(mm, HPS);
+	check_zero(mm, addr, PG);
+	unsigned long free0 = uhmm_nr_free_pages(machine);
+	cr_assert_eq(mm_madvise(mm, addr, HPS, MADV_DONTNEED), 0);
+	cr_assert_eq(pagemap(mm, addr), 0);
+	cr_assert_eq(pagemap(mm, addr + HPS - PG), 0);
+	cr_assert_geq(uhmm_nr_free_pages(machine), free0); /* the zero folio is not freed per mm */
+	cr_assert_leq(uhmm_nr_free_pages(machine), free0 + 1);
+	/* A write now gets a real THP. */
+	fill_at(mm, addr, 0, 8, 64);
+	assert_pmd_thp(mm, addr);
+	mmput(mm);
+}
+
+Test(thp, read_spanning_thp_and_4k)
+{
+	struct mm_struct *mm = new_mm();
+	unsigned long addr = map_thp(mm, 2 * HPS);
+	cr_assert_eq(mm_madvise(mm, addr + HPS, HPS, MADV_NOHUGEPAGE), 0);
+	fill_at(mm, addr, HPS - 3 * PG - 5, 6 * PG + 10, 65);
+	assert_pmd_thp(mm, addr);
+	cr_assert_eq(folio_order(folio_at(mm, addr + HPS)), 0);
+	cr_assert_eq(rss_bytes(mm), HPS + 4 * PG); /* pages 0..3 of the second PMD */
+	check_at(mm, addr, HPS - 3 * PG - 5, 6 * PG + 10, 65);
+	check_zero(mm, addr, HPS - 3 * PG - 5);
+	mmput(mm);
+}

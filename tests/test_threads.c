@@ -53,7 +53,10 @@ static uint64_t rnd(uint64_t *s)
 	return x * 0x2545f4914f6cdd1dULL;
 }
 
-static unsigned long rnd_below(uint64_t *s, unsigned long n) { return n ? rnd(s) % n : 0; }
+static unsigned long rnd_below(uint64_t *s, unsigned long n)
+{
+	return n ? rnd(s) % n : 0;
+}
 
 static uint64_t seed_for(uint64_t seed, unsigned int idx)
 {
@@ -309,8 +312,8 @@ static void *churner_fn(void *arg)
 				fail(&c->res, "MAP_FIXED_NOREPLACE over an owner = %ld", ret);
 		}
 
-		ret = mm_mmap(mm, 0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
-			      NULL, 0);
+		ret = mm_mmap(mm, 0, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, NULL,
+			      0);
 		if (ret < 0) {
 			fail(&c->res, "mm_mmap(%lu) = %ld", len, ret);
 			break;
@@ -350,8 +353,7 @@ static void *churner_fn(void *arg)
 			if ((ret = cpu_read(mm, addr + p * PAGE_SIZE, &b, 1)))
 				fail(&c->res, "read of read-only scratch = %ld", ret);
 		}
-		if (huge && rnd_below(&s, 2) &&
-		    (ret = mm_madvise(mm, addr, len, MADV_NOHUGEPAGE)))
+		if (huge && rnd_below(&s, 2) && (ret = mm_madvise(mm, addr, len, MADV_NOHUGEPAGE)))
 			fail(&c->res, "MADV_NOHUGEPAGE = %ld", ret);
 
 		/* Unmap, sometimes in two pieces. */
@@ -451,7 +453,7 @@ Test(threads, owners_and_churners_share_one_mm)
 	pthread_t ot[NR_OWNERS], ct[NR_CHURNERS], obt;
 	struct observer ob;
 	atomic_bool stop;
-	uint64_t want[COUNTER_SLOTS] = { 0 }, got[COUNTER_SLOTS];
+	uint64_t want[COUNTER_SLOTS] = {0}, got[COUNTER_SLOTS];
 	uint8_t *rbuf = malloc(OWNER_SIZE);
 
 	cr_assert(rbuf);
@@ -622,8 +624,14 @@ static void atomic_counter_case(bool thp)
 	mmput(mm);
 }
 
-Test(threads, atomic_counter_4k) { atomic_counter_case(false); }
-Test(threads, atomic_counter_thp) { atomic_counter_case(true); }
+Test(threads, atomic_counter_4k)
+{
+	atomic_counter_case(false);
+}
+Test(threads, atomic_counter_thp)
+{
+	atomic_counter_case(true);
+}
 
 /* ------------------------------------------------------------------ */
 /* Racing first touches of the same pages                              */
@@ -674,8 +682,8 @@ static void racing_first_touch(bool thp)
 	struct racer racers[RACE_THREADS];
 	pthread_t t[RACE_THREADS];
 	pthread_barrier_t round;
-	unsigned long addr = thp ? map_thp(mm, RACE_LEN)
-				 : map_anon(mm, 0, RACE_LEN, PROT_READ | PROT_WRITE, 0);
+	unsigned long addr =
+		thp ? map_thp(mm, RACE_LEN) : map_anon(mm, 0, RACE_LEN, PROT_READ | PROT_WRITE, 0);
 	uint8_t *buf = malloc(RACE_LEN);
 
 	cr_assert(buf);
@@ -730,8 +738,14 @@ static void racing_first_touch(bool thp)
 	mmput(mm);
 }
 
-Test(threads, racing_first_touch_4k) { racing_first_touch(false); }
-Test(threads, racing_first_touch_thp) { racing_first_touch(true); }
+Test(threads, racing_first_touch_4k)
+{
+	racing_first_touch(false);
+}
+Test(threads, racing_first_touch_thp)
+{
+	racing_first_touch(true);
+}
 
 /* ------------------------------------------------------------------ */
 /* Readers against a thread that remaps the region under them          */
@@ -757,7 +771,10 @@ struct remap_reader {
 	struct worker_result res;
 };
 
-static uint8_t remap_byte(unsigned long off) { return (uint8_t)(0x40 + off / PAGE_SIZE); }
+static uint8_t remap_byte(unsigned long off)
+{
+	return (uint8_t)(0x40 + off / PAGE_SIZE);
+}
 
 static void *remap_reader_fn(void *arg)
 {
@@ -847,7 +864,7 @@ Test(threads, readers_against_remap)
 	/* Give each reader (up to a second) to see the mapping at least once. */
 	for (int i = 0, waits = 0; i < REMAP_READERS && waits < 1000; i++)
 		while (!atomic_load(&readers[i].ok) && waits++ < 1000)
-			nanosleep(&(struct timespec){ .tv_nsec = 1000000 }, NULL);
+			nanosleep(&(struct timespec){.tv_nsec = 1000000}, NULL);
 	atomic_store(&sh.done, true);
 	join_threads(t, REMAP_READERS);
 	pthread_barrier_destroy(&sh.start);

@@ -167,7 +167,7 @@ static inline unsigned int folio_order(const struct folio *folio)
 {
 	if (!folio_test_large(folio))
 		return 0;
-	return (unsigned int)(folio->_flags_1 & FOLIO_ORDER_MASK);
+	return (unsigned int)(__atomic_load_n(&folio->_flags_1, __ATOMIC_ACQUIRE) & FOLIO_ORDER_MASK);
 }
 static inline unsigned long folio_nr_pages(const struct folio *folio) { return 1UL << folio_order(folio); }
 static inline unsigned long folio_size(const struct folio *folio) { return PAGE_SIZE << folio_order(folio); }

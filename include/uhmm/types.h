@@ -67,13 +67,21 @@ static inline void INIT_LIST_HEAD(struct list_head *list)
 	list->next = list;
 	list->prev = list;
 }
+/*
+ * List links are stored with relaxed atomics: a list_head's first word is
+ * also a tail page's compound_head, which lock-free readers (page_folio()
+ * in /proc/kpageflags-style walkers) load while the buddy allocator relinks
+ * free pages under its lock.
+ */
+#define __list_set(field, value) __atomic_store_n(&(field), (value), __ATOMIC_RELAXED)
+
 static inline void __list_add(struct list_head *entry, struct list_head *prev,
 			      struct list_head *next)
 {
-	next->prev = entry;
-	entry->next = next;
-	entry->prev = prev;
-	prev->next = entry;
+	__list_set(next->prev, entry);
+	__list_set(entry->next, next);
+	__list_set(entry->prev, prev);
+	__list_set(prev->next, entry);
 }
 static inline void list_add(struct list_head *entry, struct list_head *head)
 {
@@ -85,9 +93,10 @@ static inline void list_add_tail(struct list_head *entry, struct list_head *head
 }
 static inline void list_del_init(struct list_head *entry)
 {
-	entry->next->prev = entry->prev;
-	entry->prev->next = entry->next;
-	INIT_LIST_HEAD(entry);
+	__list_set(entry->next->prev, entry->prev);
+	__list_set(entry->prev->next, entry->next);
+	__list_set(entry->next, entry);
+	__list_set(entry->prev, entry);
 }
 static inline bool list_empty(const struct list_head *head) { return head->next == head; }
 
