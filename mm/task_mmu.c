@@ -116,12 +116,14 @@ int mm_pagemap_read(struct mm_struct *mm, unsigned long addr, unsigned long npag
 		return -EINVAL;
 	if (!npages)
 		return 0;
-	if (!out || npages > (TASK_SIZE >> PAGE_SHIFT) || addr >= TASK_SIZE)
+	if (!out || npages > (TASK_SIZE >> PAGE_SHIFT) + 1)
 		return -EINVAL;
-	end = addr + (npages << PAGE_SHIFT);
 	memset(out, 0, npages * sizeof(*out));
+	if (addr >= TASK_SIZE)
+		return 0; /* beyond the address space: nothing maps there */
+	end = addr + (npages << PAGE_SHIFT);
 	if (end > TASK_SIZE || end < addr)
-		end = TASK_SIZE & PAGE_MASK; /* beyond the address space: entries stay 0 */
+		end = TASK_SIZE; /* entries past the address space stay 0 */
 	pthread_rwlock_rdlock(&mm->mmap_lock);
 	/* Only VMAs are walked; everything outside them reads as 0. */
 	for (struct vm_area_struct *vma = find_vma(mm, addr); vma && vma->vm_start < end;
@@ -155,8 +157,8 @@ uint64_t uhmm_kpageflags(unsigned long pfn)
 		return 1ULL << KPF_PGTABLE;
 	if (folio_test_large(folio)) {
 		k |= 1ULL << (page == folio_head(folio) ? KPF_COMPOUND_HEAD : KPF_COMPOUND_TAIL);
-		if (folio_test_anon(folio) && folio_test_pmd_mappable(folio))
-			k |= 1ULL << KPF_THP;
+		if (folio_test_anon(folio))
+			k |= 1ULL << KPF_THP; /* any large anonymous folio, as Linux */
 	}
 	if (folio_test_zero(folio)) {
 		k |= 1ULL << KPF_ZERO_PAGE;

@@ -148,8 +148,9 @@ int cpu_atomic_cmpxchg_u64(struct mm_struct *mm, unsigned long addr, uint64_t ex
  * @out: one 64-bit entry per page, Linux's format: PFN (or swap type and
  * offset) in bits 0..54, PM_SOFT_DIRTY, PM_MMAP_EXCLUSIVE (mapped once),
  * PM_FILE, PM_SWAP, PM_PRESENT.  Device-private and migration entries are
- * reported as swap entries, as Linux does.
- * Return: 0, or -EINVAL for an unaligned @addr.
+ * reported as swap entries, as Linux does.  Pages past TASK_SIZE read 0.
+ * Return: 0, or -EINVAL for an unaligned @addr, a NULL @out or an @npages
+ * larger than the address space.
  */
 int mm_pagemap_read(struct mm_struct *mm, unsigned long addr, unsigned long npages, uint64_t *out);
 
