@@ -265,7 +265,7 @@ void split_huge_pmd_address(struct vm_area_struct *vma, unsigned long addr)
 		split_huge_pmd(vma, pmd, addr);
 }
 
-void zap_huge_pmd(struct vm_area_struct *vma, pmd_t *pmd, unsigned long addr)
+bool zap_huge_pmd(struct vm_area_struct *vma, pmd_t *pmd, unsigned long addr)
 {
 	struct mm_struct *mm = vma->vm_mm;
 	pthread_mutex_t *ptl = pmd_lock(mm, pmd);
@@ -275,7 +275,7 @@ void zap_huge_pmd(struct vm_area_struct *vma, pmd_t *pmd, unsigned long addr)
 	(void)addr;
 	if (!pmd_leaf(old)) {
 		spin_unlock(ptl);
-		return;
+		return false; /* split meanwhile: the caller walks the PTEs */
 	}
 	pmdp_get_and_clear(pmd);
 	pt_free_table(mm, pgtable_trans_huge_withdraw(mm, pmd));
@@ -287,6 +287,7 @@ void zap_huge_pmd(struct vm_area_struct *vma, pmd_t *pmd, unsigned long addr)
 	spin_unlock(ptl);
 	if (folio)
 		folio_put(folio);
+	return true;
 }
 
 /**

@@ -295,8 +295,11 @@ void __split_huge_pmd_locked(struct vm_area_struct *vma, pmd_t *pmd, unsigned lo
 void split_huge_pmd(struct vm_area_struct *vma, pmd_t *pmd, unsigned long addr);
 /** split_huge_pmd_address() - split_huge_pmd() of the PMD covering @addr in @vma. */
 void split_huge_pmd_address(struct vm_area_struct *vma, unsigned long addr);
-/** zap_huge_pmd() - clear a PMD leaf (ptl taken inside) and release its folio. */
-void zap_huge_pmd(struct vm_area_struct *vma, pmd_t *pmd, unsigned long addr);
+/**
+ * zap_huge_pmd() - clear a PMD leaf (ptl taken inside) and release its folio.
+ * Return: true, or false when @pmd was no longer a leaf (split meanwhile).
+ */
+bool zap_huge_pmd(struct vm_area_struct *vma, pmd_t *pmd, unsigned long addr);
 /**
  * split_pte_mapped_folio_locked() - split a large anon folio mapped only by
  * @nr_ptes PTEs of one table (its ptl held) into order-0 folios in place.

@@ -158,6 +158,7 @@ static int madvise_free_pmd_entry(pmd_t *pmd, unsigned long addr, unsigned long 
 {
 	struct madvise_free_range *r = walk->private;
 	struct mm_struct *mm = walk->mm;
+	struct folio *folio;
 	pthread_mutex_t *ptl;
 	pmd_t val = pmdp_get(pmd);
 
@@ -173,14 +174,15 @@ static int madvise_free_pmd_entry(pmd_t *pmd, unsigned long addr, unsigned long 
 	}
 	ptl = pmd_lock(mm, pmd);
 	val = pmdp_get(pmd);
-	if (pmd_leaf(val)) {
-		struct folio *folio = page_folio(pfn_to_page(pmd_pfn(val)));
-
-		if (folio_mapcount(folio) == 1) {
-			set_pmd(pmd, pmd_mkold(pmd_mkclean(val)));
-			folio_clear_dirty(folio);
-			folio_mark_lazyfree(folio);
-		}
+	if (!pmd_leaf(val)) {
+		spin_unlock(ptl);
+		return 0; /* split by a racing fault: advise its PTEs */
+	}
+	folio = page_folio(pfn_to_page(pmd_pfn(val)));
+	if (folio_mapcount(folio) == 1) {
+		set_pmd(pmd, pmd_mkold(pmd_mkclean(val)));
+		folio_clear_dirty(folio);
+		folio_mark_lazyfree(folio);
 	}
 	spin_unlock(ptl);
 	return WALK_SKIP_PTES;

@@ -60,10 +60,8 @@ static int zap_pmd_entry(pmd_t *pmd, unsigned long addr, unsigned long next, str
 	pmd_t val = pmdp_get(pmd);
 
 	if (pmd_leaf(val)) {
-		if (IS_ALIGNED(addr, PMD_SIZE) && next - addr == PMD_SIZE) {
-			zap_huge_pmd(vma, pmd, addr);
-			return WALK_SKIP_PTES;
-		}
+		if (IS_ALIGNED(addr, PMD_SIZE) && next - addr == PMD_SIZE)
+			return zap_huge_pmd(vma, pmd, addr) ? WALK_SKIP_PTES : 0;
 		split_huge_pmd(vma, pmd, addr);
 	} else if (is_swap_pmd(val)) {
 		uhmm_warn("zap: unexpected PMD entry %#llx at %#lx", (unsigned long long)pmd_val(val),

@@ -78,8 +78,8 @@ static int drop_lazyfree_pmd_entry(pmd_t *pmd, unsigned long addr, unsigned long
 	folio = page_folio(pfn_to_page(pmd_pfn(val)));
 	if (!is_huge_zero_pfn(walk->mm->machine, pmd_pfn(val)) && next - addr == PMD_SIZE &&
 	    lazyfree_discardable(folio, pmd_dirty(val))) {
-		zap_huge_pmd(d->vma, pmd, addr);
-		d->dropped += HPAGE_PMD_NR;
+		if (zap_huge_pmd(d->vma, pmd, addr))
+			d->dropped += HPAGE_PMD_NR;
 	}
 	return WALK_SKIP_PTES;
 }
