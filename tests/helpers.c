@@ -59,32 +59,54 @@ unsigned long map_thp(struct mm_struct *mm, unsigned long len)
 	return addr;
 }
 
-static uint8_t pattern_byte(uint32_t seed, size_t off)
+unsigned long map_plain(struct mm_struct *mm, unsigned long len)
 {
-	uint32_t x = seed * 2654435761u ^ (uint32_t)(off * 40503u) ^ (uint32_t)(off >> 12);
-	return (uint8_t)(x ^ (x >> 13) ^ (x >> 21));
+	unsigned long addr = map_anon(mm, 0, len, PROT_READ | PROT_WRITE, 0);
+	cr_assert(IS_ALIGNED(addr, HPAGE_PMD_SIZE));
+	return addr;
+}
+
+uint8_t pattern_byte(uint32_t seed, unsigned long off)
+{
+	uint32_t x = (seed + 1) * 0x9e3779b1u ^ (uint32_t)off * 0x85ebca6bu ^ (uint32_t)(off >> 9);
+	x ^= x >> 15;
+	x *= 0x2c1b3c6du;
+	x ^= x >> 12;
+	return (uint8_t)(x ^ (x >> 7));
+}
+
+void fill_at(struct mm_struct *mm, unsigned long base, unsigned long off, size_t len, uint32_t seed)
+{
+	uint8_t *buf = malloc(len);
+	cr_assert(buf);
+	for (size_t i = 0; i < len; i++)
+		buf[i] = pattern_byte(seed, off + i);
+	cr_assert_eq(cpu_write(mm, base + off, buf, len), 0, "cpu_write(%#lx, %zu)", base + off,
+		     len);
+	free(buf);
+}
+
+void check_at(struct mm_struct *mm, unsigned long base, unsigned long off, size_t len,
+	      uint32_t seed)
+{
+	uint8_t *buf = malloc(len);
+	cr_assert(buf);
+	cr_assert_eq(cpu_read(mm, base + off, buf, len), 0);
+	for (size_t i = 0; i < len; i++)
+		if (buf[i] != pattern_byte(seed, off + i))
+			cr_assert_fail("byte at %#lx (+%#lx) is %#x, want %#x", base + off + i,
+				       off + i, buf[i], pattern_byte(seed, off + i));
+	free(buf);
 }
 
 void fill_pattern(struct mm_struct *mm, unsigned long addr, size_t len, uint32_t seed)
 {
-	uint8_t *buf = malloc(len);
-	cr_assert(buf);
-	for (size_t i = 0; i < len; i++)
-		buf[i] = pattern_byte(seed, i);
-	cr_assert_eq(cpu_write(mm, addr, buf, len), 0);
-	free(buf);
+	fill_at(mm, addr, 0, len, seed);
 }
 
 void check_pattern(struct mm_struct *mm, unsigned long addr, size_t len, uint32_t seed)
 {
-	uint8_t *buf = malloc(len);
-	cr_assert(buf);
-	cr_assert_eq(cpu_read(mm, addr, buf, len), 0);
-	for (size_t i = 0; i < len; i++)
-		if (buf[i] != pattern_byte(seed, i))
-			cr_assert_fail("byte %#lx (addr %#lx) is %#x, want %#x", (unsigned long)i,
-				       addr + i, buf[i], pattern_byte(seed, i));
-	free(buf);
+	check_at(mm, addr, 0, len, seed);
 }
 
 void check_zero(struct mm_struct *mm, unsigned long addr, size_t len)
@@ -104,4 +126,40 @@ uint64_t pagemap(struct mm_struct *mm, unsigned long addr)
 	uint64_t e = 0;
 	cr_assert_eq(mm_pagemap_read(mm, addr & PAGE_MASK, 1, &e), 0);
 	return e;
+}
+
+unsigned long pfn_at(struct mm_struct *mm, unsigned long addr)
+{
+	uint64_t e = pagemap(mm, addr);
+	cr_assert(e & PM_PRESENT, "pagemap(%#lx) = %#llx is not present", addr,
+		  (unsigned long long)e);
+	return (unsigned long)(e & PM_PFRAME_MASK);
+}
+
+struct folio *folio_at(struct mm_struct *mm, unsigned long addr)
+{
+	return page_folio(pfn_to_page(pfn_at(mm, addr)));
+}
+
+struct mm_smaps smaps(struct mm_struct *mm)
+{
+	struct mm_smaps s;
+	memset(&s, 0xff, sizeof(s));
+	cr_assert_eq(mm_smaps_rollup(mm, &s), 0);
+	return s;
+}
+
+unsigned long rss_bytes(struct mm_struct *mm)
+{
+	return smaps(mm).rss;
+}
+
+unsigned long anon_huge(struct mm_struct *mm)
+{
+	return smaps(mm).anon_huge_pages;
+}
+
+size_t nr_vmas(struct mm_struct *mm)
+{
+	return mm->mm_mt.nr;
 }

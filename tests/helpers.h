@@ -2,7 +2,8 @@
 /*
  * tests/helpers.h - the fixture every unit test uses: a fresh machine per
  * test, and at teardown the invariant audit and a leak check (after the last
- * mmput, every page of RAM but the reserved zero page is free).
+ * mmput, every page of RAM but the reserved zero page is free); and the
+ * helpers the suites share (mappings, byte patterns, pagemap and smaps).
  */
 #ifndef UHMM_TESTS_HELPERS_H
 #define UHMM_TESTS_HELPERS_H
@@ -26,13 +27,35 @@ unsigned long map_anon(struct mm_struct *mm, unsigned long addr, unsigned long l
 		       int extra_flags);
 /* A 2 MiB-aligned anonymous RW mapping of @len with MADV_HUGEPAGE applied. */
 unsigned long map_thp(struct mm_struct *mm, unsigned long len);
-/* Fill @len bytes at @addr with pattern(seed, offset) via cpu_write. */
+/* A 2 MiB-aligned anonymous RW mapping of @len without any madvise. */
+unsigned long map_plain(struct mm_struct *mm, unsigned long len);
+/* The test pattern: the byte at offset @off of a fill with @seed. */
+uint8_t pattern_byte(uint32_t seed, unsigned long off);
+/* Fill [base+off, base+off+len) with pattern_byte(seed, offset from @base) via cpu_write. */
+void fill_at(struct mm_struct *mm, unsigned long base, unsigned long off, size_t len,
+	     uint32_t seed);
+/* Assert [base+off, base+off+len) holds pattern_byte(seed, offset from @base). */
+void check_at(struct mm_struct *mm, unsigned long base, unsigned long off, size_t len,
+	      uint32_t seed);
+/* fill_at() with @addr as the base: @len bytes of pattern_byte(seed, offset from @addr). */
 void fill_pattern(struct mm_struct *mm, unsigned long addr, size_t len, uint32_t seed);
-/* Assert the bytes at @addr hold pattern(seed, offset). */
+/* check_at() with @addr as the base: assert the bytes fill_pattern() wrote. */
 void check_pattern(struct mm_struct *mm, unsigned long addr, size_t len, uint32_t seed);
 /* Assert @len bytes at @addr read as zero. */
 void check_zero(struct mm_struct *mm, unsigned long addr, size_t len);
 /* The pagemap entry of @addr. */
 uint64_t pagemap(struct mm_struct *mm, unsigned long addr);
+/* The PFN mapped at @addr; asserts the pagemap entry is present. */
+unsigned long pfn_at(struct mm_struct *mm, unsigned long addr);
+/* The folio of the page mapped at @addr; asserts it is present. */
+struct folio *folio_at(struct mm_struct *mm, unsigned long addr);
+/* mm_smaps_rollup() that asserts success (fields it leaves unset read all ones). */
+struct mm_smaps smaps(struct mm_struct *mm);
+/* The Rss of @mm in bytes (smaps_rollup). */
+unsigned long rss_bytes(struct mm_struct *mm);
+/* The AnonHugePages of @mm in bytes (smaps_rollup). */
+unsigned long anon_huge(struct mm_struct *mm);
+/* The number of VMAs of @mm. */
+size_t nr_vmas(struct mm_struct *mm);
 
 #endif

@@ -15,63 +15,6 @@
 
 /* ---- local helpers ---- */
 
-static struct mm_smaps smaps(struct mm_struct *mm)
-{
-	struct mm_smaps s;
-	memset(&s, 0xff, sizeof(s));
-	cr_assert_eq(mm_smaps_rollup(mm, &s), 0);
-	return s;
-}
-
-static unsigned long rss_bytes(struct mm_struct *mm)
-{
-	return smaps(mm).rss;
-}
-
-/* The PFN mapped at @addr; asserts the entry is present. */
-static unsigned long pfn_at(struct mm_struct *mm, unsigned long addr)
-{
-	uint64_t e = pagemap(mm, addr);
-	cr_assert(e & PM_PRESENT, "pagemap(%#lx) = %#llx is not present", addr,
-		  (unsigned long long)e);
-	return (unsigned long)(e & PM_PFRAME_MASK);
-}
-
-/* A byte pattern that depends on the absolute offset from a base. */
-static uint8_t pbyte(uint32_t seed, unsigned long off)
-{
-	uint32_t x = (seed + 1) * 0x9e3779b1u ^ (uint32_t)off * 0x85ebca6bu ^ (uint32_t)(off >> 9);
-	x ^= x >> 15;
-	x *= 0x2c1b3c6du;
-	x ^= x >> 12;
-	return (uint8_t)(x ^ (x >> 7));
-}
-
-static void fill_at(struct mm_struct *mm, unsigned long base, unsigned long off, size_t len,
-		    uint32_t seed)
-{
-	uint8_t *buf = malloc(len);
-	cr_assert(buf);
-	for (size_t i = 0; i < len; i++)
-		buf[i] = pbyte(seed, off + i);
-	cr_assert_eq(cpu_write(mm, base + off, buf, len), 0, "cpu_write(%#lx, %zu)", base + off,
-		     len);
-	free(buf);
-}
-
-static void check_at(struct mm_struct *mm, unsigned long base, unsigned long off, size_t len,
-		     uint32_t seed)
-{
-	uint8_t *buf = malloc(len);
-	cr_assert(buf);
-	cr_assert_eq(cpu_read(mm, base + off, buf, len), 0);
-	for (size_t i = 0; i < len; i++)
-		if (buf[i] != pbyte(seed, off + i))
-			cr_assert_fail("byte at %#lx is %#x, want %#x", base + off + i, buf[i],
-				       pbyte(seed, off + i));
-	free(buf);
-}
-
 static uint64_t read_u64(struct mm_struct *mm, unsigned long addr)
 {
 	uint64_t v = 0xdeadbeefdeadbeefULL;
@@ -246,7 +189,7 @@ Test(fault, data_across_page_boundaries)
 	/* A write that starts 57 bytes before a boundary and covers three more pages. */
 	size_t off = PG - 57, len = 3 * PG + 123;
 	for (size_t i = 0; i < len; i++)
-		shadow[off + i] = pbyte(7, off + i);
+		shadow[off + i] = pattern_byte(7, off + i);
 	cr_assert_eq(cpu_write(mm, addr + off, shadow + off, len), 0);
 	cr_assert_eq(rss_bytes(mm), 5 * PG, "the write touched pages 0..4");
 
@@ -602,7 +545,7 @@ Test(fault, mprotect_ro_then_rw_keeps_page)
 	uint8_t buf[PG];
 	cr_assert_eq(cpu_read(mm, addr, buf, PG), 0);
 	for (size_t i = 0; i < PG; i++)
-		cr_assert_eq(buf[i], i == 17 ? 0x99 : pbyte(21, i));
+		cr_assert_eq(buf[i], i == 17 ? 0x99 : pattern_byte(21, i));
 	mmput(mm);
 }
 

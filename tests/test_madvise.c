@@ -21,64 +21,6 @@
 
 /* ---- local helpers ---- */
 
-static struct mm_smaps smaps(struct mm_struct *mm)
-{
-	struct mm_smaps s;
-	memset(&s, 0xff, sizeof(s));
-	cr_assert_eq(mm_smaps_rollup(mm, &s), 0);
-	return s;
-}
-
-static unsigned long rss_bytes(struct mm_struct *mm) { return smaps(mm).rss; }
-static unsigned long anon_huge(struct mm_struct *mm) { return smaps(mm).anon_huge_pages; }
-
-static unsigned long pfn_at(struct mm_struct *mm, unsigned long addr)
-{
-	uint64_t e = pagemap(mm, addr);
-	cr_assert(e & PM_PRESENT, "pagemap(%#lx) = %#llx is not present", addr,
-		  (unsigned long long)e);
-	return (unsigned long)(e & PM_PFRAME_MASK);
-}
-
-static struct folio *folio_at(struct mm_struct *mm, unsigned long addr)
-{
-	return page_folio(pfn_to_page(pfn_at(mm, addr)));
-}
-
-static uint8_t pbyte(uint32_t seed, unsigned long off)
-{
-	uint32_t x = (seed + 1) * 0x9e3779b1u ^ (uint32_t)off * 0x85ebca6bu ^ (uint32_t)(off >> 9);
-	x ^= x >> 15;
-	x *= 0x2c1b3c6du;
-	x ^= x >> 12;
-	return (uint8_t)(x ^ (x >> 7));
-}
-
-static void fill_at(struct mm_struct *mm, unsigned long base, unsigned long off, size_t len,
-		    uint32_t seed)
-{
-	uint8_t *buf = malloc(len);
-	cr_assert(buf);
-	for (size_t i = 0; i < len; i++)
-		buf[i] = pbyte(seed, off + i);
-	cr_assert_eq(cpu_write(mm, base + off, buf, len), 0, "cpu_write(%#lx, %zu)", base + off,
-		     len);
-	free(buf);
-}
-
-static void check_at(struct mm_struct *mm, unsigned long base, unsigned long off, size_t len,
-		     uint32_t seed)
-{
-	uint8_t *buf = malloc(len);
-	cr_assert(buf);
-	cr_assert_eq(cpu_read(mm, base + off, buf, len), 0);
-	for (size_t i = 0; i < len; i++)
-		if (buf[i] != pbyte(seed, off + i))
-			cr_assert_fail("byte at %#lx (+%#lx) is %#x, want %#x", base + off + i,
-				       off + i, buf[i], pbyte(seed, off + i));
-	free(buf);
-}
-
 static bool is_pmd_thp(struct mm_struct *mm, unsigned long addr)
 {
 	uint64_t e = pagemap(mm, addr);
@@ -88,8 +30,6 @@ static bool is_pmd_thp(struct mm_struct *mm, unsigned long addr)
 	return folio_order(folio) == HPAGE_PMD_ORDER && folio_entire_mapcount(folio) == 1 &&
 	       !is_huge_zero_folio(folio);
 }
-
-static size_t nr_vmas(struct mm_struct *mm) { return mm->mm_mt.nr; }
 
 TestSuite(madvise, .init = machine_setup, .fini = machine_teardown);
 
@@ -288,7 +228,7 @@ Test(madvise, free_keeps_data_until_reclaim)
 	uint8_t buf[PG];
 	cr_assert_eq(cpu_read(mm, addr + PG, buf, PG), 0);
 	for (size_t i = 0; i < PG; i++)
-		cr_assert_eq(buf[i], i == 123 ? 0x77 : pbyte(10, PG + i), "byte %zu", i);
+		cr_assert_eq(buf[i], i == 123 ? 0x77 : pattern_byte(10, PG + i), "byte %zu", i);
 	check_at(mm, addr, 6 * PG, 2 * PG, 10);
 	cr_assert_eq(pfn_at(mm, addr + PG), pfn1);
 
@@ -398,7 +338,7 @@ Test(madvise, free_part_of_thp)
 		bool z = true, same = true;
 		for (unsigned long j = 0; j < PG; j++) {
 			z &= buf[p * PG + j] == 0;
-			same &= buf[p * PG + j] == pbyte(15, p * PG + j);
+			same &= buf[p * PG + j] == pattern_byte(15, p * PG + j);
 		}
 		cr_assert(z || same, "page %lu is neither dropped nor intact", p);
 		zero_pages += z;
@@ -450,8 +390,7 @@ Test(madvise, free_two_mms_only_drops_clean)
 Test(madvise, hugepage_splits_and_merges_vmas)
 {
 	struct mm_struct *mm = new_mm();
-	unsigned long addr = map_anon(mm, 0, 4 * HPS, PROT_READ | PROT_WRITE, 0);
-	cr_assert(IS_ALIGNED(addr, HPS));
+	unsigned long addr = map_plain(mm, 4 * HPS);
 	cr_assert_eq(nr_vmas(mm), 1);
 
 	/* Advice on the middle splits the VMA in three. */
@@ -487,8 +426,7 @@ Test(madvise, hugepage_splits_and_merges_vmas)
 Test(madvise, hugepage_on_middle_only_changes_middle)
 {
 	struct mm_struct *mm = new_mm();
-	unsigned long addr = map_anon(mm, 0, 3 * HPS, PROT_READ | PROT_WRITE, 0);
-	cr_assert(IS_ALIGNED(addr, HPS));
+	unsigned long addr = map_plain(mm, 3 * HPS);
 	cr_assert_eq(mm_madvise(mm, addr + HPS, HPS, MADV_HUGEPAGE), 0);
 	cr_assert_eq(nr_vmas(mm), 3);
 	for (int i = 0; i < 3; i++)
@@ -556,8 +494,7 @@ Test(madvise, dontneed_over_hole_enomem_but_applied)
 Test(madvise, hugepage_over_hole_enomem_but_applied)
 {
 	struct mm_struct *mm = new_mm();
-	unsigned long addr = map_anon(mm, 0, 3 * HPS, PROT_READ | PROT_WRITE, 0);
-	cr_assert(IS_ALIGNED(addr, HPS));
+	unsigned long addr = map_plain(mm, 3 * HPS);
 	cr_assert_eq(mm_munmap(mm, addr + HPS, HPS), 0);
 	cr_assert_eq(mm_madvise(mm, addr, 3 * HPS, MADV_HUGEPAGE), -ENOMEM);
 	fill_at(mm, addr, 0, 8, 32);

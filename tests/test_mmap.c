@@ -21,11 +21,6 @@ TestSuite(mmap, .init = machine_setup, .fini = machine_teardown);
 
 /* ---- helpers ---- */
 
-static size_t nr_vmas(struct mm_struct *mm)
-{
-	return mm->mm_mt.nr;
-}
-
 /* Assert the VMAs of @mm are exactly @n ranges [r[2i], r[2i+1]). */
 static void assert_vmas(struct mm_struct *mm, const unsigned long *r, size_t n, int line)
 {
@@ -53,14 +48,6 @@ static long mmap_anon(struct mm_struct *mm, unsigned long addr, unsigned long le
 static long anon_pages(struct mm_struct *mm)
 {
 	return mm_get_rss(mm, MM_ANONPAGES);
-}
-
-static unsigned long smaps_rss(struct mm_struct *mm)
-{
-	struct mm_smaps s;
-	memset(&s, 0xff, sizeof(s));
-	cr_assert_eq(mm_smaps_rollup(mm, &s), 0);
-	return s.rss;
 }
 
 static void assert_fault(struct mm_struct *mm, unsigned long addr, bool write)
@@ -241,7 +228,7 @@ Test(mmap, map_fixed_replaces)
 	fill_pattern(mm, a + 2 * P, 4 * P, 2);
 	fill_pattern(mm, a + 6 * P, 2 * P, 3);
 	cr_assert_eq(anon_pages(mm), 8);
-	cr_assert_eq(smaps_rss(mm), 8 * P);
+	cr_assert_eq(rss_bytes(mm), 8 * P);
 	for (int i = 0; i < 8; i++)
 		cr_assert(pagemap(mm, a + i * P) & PM_PRESENT);
 	unsigned long free_before = uhmm_nr_free_pages(machine);
@@ -251,7 +238,7 @@ Test(mmap, map_fixed_replaces)
 
 	/* The old pages are gone: RSS, pagemap, the allocator all say so. */
 	cr_assert_eq(anon_pages(mm), 4);
-	cr_assert_eq(smaps_rss(mm), 4 * P);
+	cr_assert_eq(rss_bytes(mm), 4 * P);
 	for (int i = 2; i < 6; i++)
 		cr_assert_eq(pagemap(mm, a + i * P), 0ULL, "page %d still mapped", i);
 	cr_assert_eq(uhmm_nr_free_pages(machine), free_before + 4);
@@ -429,7 +416,7 @@ Test(mmap, munmap_middle_splits)
 	cr_assert_eq(mm_munmap(mm, a + 3 * P, 2 * P), 0);
 	ASSERT_VMAS(mm, a, a + 3 * P, a + 5 * P, a + 8 * P);
 	cr_assert_eq(anon_pages(mm), 6);
-	cr_assert_eq(smaps_rss(mm), 6 * P);
+	cr_assert_eq(rss_bytes(mm), 6 * P);
 	cr_assert_eq(uhmm_nr_free_pages(machine), free_before + 2);
 
 	/* Both sides keep their data; the hole faults. */
@@ -478,7 +465,7 @@ Test(mmap, munmap_spanning_vmas_and_holes)
 	cr_assert_eq(mm_munmap(mm, FIX + 2 * P, 16 * P), 0);
 	ASSERT_VMAS(mm, FIX, FIX + 2 * P, FIX + 18 * P, FIX + 20 * P);
 	cr_assert_eq(anon_pages(mm), 4);
-	cr_assert_eq(smaps_rss(mm), 4 * P);
+	cr_assert_eq(rss_bytes(mm), 4 * P);
 	check_pattern(mm, FIX, 2 * P, 1);
 	check_pattern(mm, FIX + 18 * P, 2 * P, 5);
 	for (unsigned long pg = 2; pg < 18; pg++) {
@@ -571,29 +558,22 @@ Test(mmap, munmap_part_of_a_thp)
 	mmput(mm);
 }
 
-static unsigned long smaps_page_tables(struct mm_struct *mm)
-{
-	struct mm_smaps s;
-	cr_assert_eq(mm_smaps_rollup(mm, &s), 0);
-	return s.page_tables;
-}
-
 Test(mmap, munmap_frees_page_tables)
 {
 	struct mm_struct *mm = new_mm();
-	unsigned long pt0 = smaps_page_tables(mm);
+	unsigned long pt0 = smaps(mm).page_tables;
 	unsigned long free0 = uhmm_nr_free_pages(machine);
 
 	cr_assert_eq(mmap_anon(mm, FIX, 4 * P, RW, MAP_FIXED), (long)FIX);
-	cr_assert_eq(smaps_page_tables(mm), pt0, "mmap alone allocates no table");
+	cr_assert_eq(smaps(mm).page_tables, pt0, "mmap alone allocates no table");
 	fill_pattern(mm, FIX, 4 * P, 1);
 	/* A PUD, a PMD and a PTE table under the PGD. */
-	cr_assert_eq(smaps_page_tables(mm), pt0 + 3 * P);
+	cr_assert_eq(smaps(mm).page_tables, pt0 + 3 * P);
 	cr_assert_eq(uhmm_nr_free_pages(machine), free0 - 4 - 3);
 
 	/* Unmapping the only mapping frees its data and every table under the PGD. */
 	cr_assert_eq(mm_munmap(mm, FIX, 4 * P), 0);
-	cr_assert_eq(smaps_page_tables(mm), pt0);
+	cr_assert_eq(smaps(mm).page_tables, pt0);
 	cr_assert_eq(uhmm_nr_free_pages(machine), free0);
 
 	/* A THP: PUD and PMD tables, plus the PTE table deposited with the leaf. */
@@ -605,16 +585,16 @@ Test(mmap, munmap_frees_page_tables)
 	cr_assert_eq(sm.page_tables, pt0 + 3 * P);
 	cr_assert_eq(uhmm_nr_free_pages(machine), free0 - 512 - 3);
 	cr_assert_eq(mm_munmap(mm, t, PMD_SIZE), 0);
-	cr_assert_eq(smaps_page_tables(mm), pt0);
+	cr_assert_eq(smaps(mm).page_tables, pt0);
 	cr_assert_eq(uhmm_nr_free_pages(machine), free0);
 
 	/* Tables shared with a neighbour stay while the neighbour needs them. */
 	cr_assert_eq(mmap_anon(mm, FIX, 8 * P, RW, MAP_FIXED), (long)FIX);
 	fill_pattern(mm, FIX, 4 * P, 3);
 	fill_pattern(mm, FIX + 4 * P, 4 * P, 4);
-	cr_assert_eq(smaps_page_tables(mm), pt0 + 3 * P);
+	cr_assert_eq(smaps(mm).page_tables, pt0 + 3 * P);
 	cr_assert_eq(mm_munmap(mm, FIX, 4 * P), 0);
-	cr_assert_eq(smaps_page_tables(mm), pt0 + 3 * P);
+	cr_assert_eq(smaps(mm).page_tables, pt0 + 3 * P);
 	cr_assert_eq(uhmm_nr_free_pages(machine), free0 - 4 - 3);
 	check_pattern(mm, FIX + 4 * P, 4 * P, 4);
 	mmput(mm);
@@ -624,10 +604,10 @@ Test(mmap, munmap_frees_page_tables)
 Test(mmap, vmpte_does_not_count_the_pgd)
 {
 	struct mm_struct *mm = new_mm();
-	cr_assert_eq(smaps_page_tables(mm), 0UL, "an empty mm has VmPTE 0 on Linux");
+	cr_assert_eq(smaps(mm).page_tables, 0UL, "an empty mm has VmPTE 0 on Linux");
 	cr_assert_eq(mmap_anon(mm, FIX, P, RW, MAP_FIXED), (long)FIX);
 	fill_pattern(mm, FIX, P, 1);
-	cr_assert_eq(smaps_page_tables(mm), 3 * P, "PUD + PMD + PTE tables = 12 kB");
+	cr_assert_eq(smaps(mm).page_tables, 3 * P, "PUD + PMD + PTE tables = 12 kB");
 	mmput(mm);
 }
 

@@ -18,65 +18,6 @@
 
 /* ---- local helpers ---- */
 
-static struct mm_smaps smaps(struct mm_struct *mm)
-{
-	struct mm_smaps s;
-	memset(&s, 0xff, sizeof(s));
-	cr_assert_eq(mm_smaps_rollup(mm, &s), 0);
-	return s;
-}
-
-static unsigned long rss_bytes(struct mm_struct *mm) { return smaps(mm).rss; }
-static unsigned long anon_huge(struct mm_struct *mm) { return smaps(mm).anon_huge_pages; }
-
-static unsigned long pfn_at(struct mm_struct *mm, unsigned long addr)
-{
-	uint64_t e = pagemap(mm, addr);
-	cr_assert(e & PM_PRESENT, "pagemap(%#lx) = %#llx is not present", addr,
-		  (unsigned long long)e);
-	return (unsigned long)(e & PM_PFRAME_MASK);
-}
-
-static struct folio *folio_at(struct mm_struct *mm, unsigned long addr)
-{
-	return page_folio(pfn_to_page(pfn_at(mm, addr)));
-}
-
-static uint8_t pbyte(uint32_t seed, unsigned long off)
-{
-	uint32_t x = (seed + 1) * 0x9e3779b1u ^ (uint32_t)off * 0x85ebca6bu ^ (uint32_t)(off >> 9);
-	x ^= x >> 15;
-	x *= 0x2c1b3c6du;
-	x ^= x >> 12;
-	return (uint8_t)(x ^ (x >> 7));
-}
-
-/* Fill / check [base+off, base+off+len) with a pattern of the offset from @base. */
-static void fill_at(struct mm_struct *mm, unsigned long base, unsigned long off, size_t len,
-		    uint32_t seed)
-{
-	uint8_t *buf = malloc(len);
-	cr_assert(buf);
-	for (size_t i = 0; i < len; i++)
-		buf[i] = pbyte(seed, off + i);
-	cr_assert_eq(cpu_write(mm, base + off, buf, len), 0, "cpu_write(%#lx, %zu)", base + off,
-		     len);
-	free(buf);
-}
-
-static void check_at(struct mm_struct *mm, unsigned long base, unsigned long off, size_t len,
-		     uint32_t seed)
-{
-	uint8_t *buf = malloc(len);
-	cr_assert(buf);
-	cr_assert_eq(cpu_read(mm, base + off, buf, len), 0);
-	for (size_t i = 0; i < len; i++)
-		if (buf[i] != pbyte(seed, off + i))
-			cr_assert_fail("byte at %#lx (+%#lx) is %#x, want %#x", base + off + i,
-				       off + i, buf[i], pbyte(seed, off + i));
-	free(buf);
-}
-
 /* Assert [addr, addr+2M) is one PMD-mapped order-9 anon THP; return its head pfn. */
 static unsigned long assert_pmd_thp(struct mm_struct *mm, unsigned long addr)
 {
@@ -120,14 +61,6 @@ static struct fault_attr fail_order9(long times)
 		.seed = 3,
 	};
 	return a;
-}
-
-/* An aligned RW anonymous mapping without any madvise. */
-static unsigned long map_plain(struct mm_struct *mm, unsigned long len)
-{
-	unsigned long addr = map_anon(mm, 0, len, PROT_READ | PROT_WRITE, 0);
-	cr_assert(IS_ALIGNED(addr, HPS));
-	return addr;
 }
 
 TestSuite(thp, .init = machine_setup, .fini = machine_teardown);
@@ -605,7 +538,7 @@ Test(thp, mprotect_part_splits_pmd)
 	cr_assert(buf);
 	cr_assert_eq(cpu_read(mm, addr, buf, HPS), 0);
 	for (unsigned long i = 0; i < HPS; i++) {
-		uint8_t want = pbyte(30, i);
+		uint8_t want = pattern_byte(30, i);
 		if (i == HPS / 4 - 1 || i == HPS / 2 || i == HPS - 1)
 			want = 0x5a;
 		if (buf[i] != want)
@@ -667,7 +600,7 @@ Test(thp, collapse_mixed_range)
 		for (unsigned long i = 0; i < k; i++)
 			w |= written[i] == p;
 		for (unsigned long j = 0; j < PG; j++) {
-			uint8_t want = w ? pbyte(40, p * PG + j) : 0;
+			uint8_t want = w ? pattern_byte(40, p * PG + j) : 0;
 			if (buf[p * PG + j] != want)
 				cr_assert_fail("page %lu byte %lu is %#x, want %#x", p, j,
 					       buf[p * PG + j], want);
