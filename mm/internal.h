@@ -75,6 +75,16 @@ struct uhmm_machine {
 uint64_t *pt_alloc_table(struct mm_struct *mm, int level);
 /** pt_free_table() - free a table page that no entry points to any more. */
 void pt_free_table(struct mm_struct *mm, uint64_t *table);
+/**
+ * vm_normal_page() - the page a present PTE of @mm maps, or NULL for a
+ * non-present entry, the zero page or a special mapping (as Linux's).
+ */
+static inline struct page *vm_normal_page(const struct mm_struct *mm, pte_t pte)
+{
+	if (!pte_present(pte) || pte_special(pte) || pte_pfn(pte) == mm->machine->zero_pfn)
+		return NULL;
+	return pfn_to_page(pte_pfn(pte));
+}
 /** machine_virt_to_page() - the struct page of an address inside @machine's RAM. */
 static inline struct page *machine_virt_to_page(const struct uhmm_machine *machine, const void *addr)
 {

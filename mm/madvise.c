@@ -117,13 +117,12 @@ static int madvise_free_pte_entry(pte_t *pte, unsigned long addr, unsigned long 
 {
 	struct madvise_free_range *r = walk->private;
 	pte_t entry = ptep_get(pte);
-	struct page *page;
+	struct page *page = vm_normal_page(walk->mm, entry);
 	struct folio *folio;
 
 	(void)next;
-	if (!pte_present(entry) || pte_pfn(entry) == walk->mm->machine->zero_pfn)
+	if (!page)
 		return 0;
-	page = pfn_to_page(pte_pfn(entry));
 	folio = page_folio(page);
 	if (!folio_test_anon(folio))
 		return 0;

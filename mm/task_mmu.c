@@ -259,14 +259,11 @@ static int smaps_pte_entry(pte_t *pte, unsigned long addr, unsigned long next,
 	(void)addr;
 	(void)next;
 	if (pte_present(val)) {
-		unsigned long pfn = pte_pfn(val);
-		struct page *page;
+		struct page *page = vm_normal_page(walk->mm, val);
 
-		if (pfn == walk->mm->machine->zero_pfn || is_huge_zero_pfn(walk->mm->machine, pfn))
-			return 0;
-		page = pfn_to_page(pfn);
-		smaps_account(s, page_folio(page), page, PAGE_SIZE, pte_dirty(val),
-			      page_mapcount(page));
+		if (page)
+			smaps_account(s, page_folio(page), page, PAGE_SIZE, pte_dirty(val),
+				      page_mapcount(page));
 	} else if (is_swap_pte(val) && !non_swap_entry(pte_to_swp_entry(val))) {
 		s->swap += PAGE_SIZE;
 	}

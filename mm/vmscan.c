@@ -45,14 +45,13 @@ static int drop_lazyfree_pte_entry(pte_t *pte, unsigned long addr, unsigned long
 {
 	struct drop_lazyfree *d = walk->private;
 	pte_t entry = ptep_get(pte);
-	struct page *page;
+	struct page *page = vm_normal_page(walk->mm, entry);
 	struct folio *folio;
 
 	(void)addr;
 	(void)next;
-	if (!pte_present(entry) || pte_pfn(entry) == walk->mm->machine->zero_pfn)
+	if (!page)
 		return 0;
-	page = pfn_to_page(pte_pfn(entry));
 	folio = page_folio(page);
 	if (!lazyfree_discardable(folio, pte_dirty(entry)))
 		return 0;
