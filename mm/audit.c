@@ -82,6 +82,17 @@ static void audit_table(struct audit *a, const void *table, int level)
 			  (void *)page->pt_mm, page->pt_index, level);
 }
 
+/* Is @anon_vma one of the anon_vmas @vma is chained to? */
+static bool vma_links_anon_vma(struct vm_area_struct *vma, const struct anon_vma *anon_vma)
+{
+	struct anon_vma_chain *avc;
+
+	list_for_each_entry(avc, &vma->anon_vma_chain, same_vma)
+		if (avc->anon_vma == anon_vma)
+			return true;
+	return false;
+}
+
 /* Check an anonymous page mapped at @addr by @vma against its folio's rmap fields. */
 static void audit_anon_rmap(struct audit *a, struct vm_area_struct *vma, unsigned long addr,
 			    struct page *page, bool writable)
@@ -91,9 +102,9 @@ static void audit_anon_rmap(struct audit *a, struct vm_area_struct *vma, unsigne
 
 	if (!folio_test_anon(folio))
 		return;
-	if ((void *)((unsigned long)folio->mapping & ~PAGE_MAPPING_ANON) != (void *)vma->anon_vma)
-		violation(a, "mm %p addr %#lx: folio %#lx anon_vma %p, VMA has %p", (void *)a->mm,
-			  addr, folio_pfn(folio), folio->mapping, (void *)vma->anon_vma);
+	if (!vma_links_anon_vma(vma, (void *)((unsigned long)folio->mapping & ~PAGE_MAPPING_ANON)))
+		violation(a, "mm %p addr %#lx: folio %#lx anon_vma %p is not linked to the VMA",
+			  (void *)a->mm, addr, folio_pfn(folio), folio->mapping);
 	if (folio->index + (unsigned long)(page - folio_head(folio)) != want_index)
 		violation(a, "mm %p addr %#lx: page index %#lx, VMA says %#lx", (void *)a->mm, addr,
 			  folio->index + (unsigned long)(page - folio_head(folio)), want_index);
@@ -236,6 +247,18 @@ static void audit_mm(struct audit *a, struct mm_struct *mm)
 		    !IS_ALIGNED(vma->vm_end, PAGE_SIZE) || vma->vm_end > TASK_SIZE ||
 		    (i && mm->mm_mt.vmas[i - 1]->vm_end > vma->vm_start) || vma->vm_mm != mm)
 			violation(a, "mm %p: bad VMA %#lx-%#lx", (void *)mm, vma->vm_start, vma->vm_end);
+	}
+	for (size_t i = 0; i < mm->mm_mt.nr; i++) {
+		struct vm_area_struct *vma = mm->mm_mt.vmas[i];
+		struct anon_vma_chain *avc;
+
+		if (vma->anon_vma && !vma_links_anon_vma(vma, vma->anon_vma))
+			violation(a, "mm %p: VMA %#lx is not chained to its own anon_vma", (void *)mm,
+				  vma->vm_start);
+		list_for_each_entry(avc, &vma->anon_vma_chain, same_vma)
+			if (avc->vma != vma || list_empty(&avc->same_anon_vma))
+				violation(a, "mm %p: VMA %#lx has a broken anon_vma_chain", (void *)mm,
+					  vma->vm_start);
 	}
 	if (!mm->pgd) {
 		violation(a, "mm %p: no PGD", (void *)mm);

@@ -211,10 +211,19 @@ static inline unsigned long linear_page_index(const struct vm_area_struct *vma, 
 }
 /** vma_is_anonymous() - no file behind the VMA. */
 static inline bool vma_is_anonymous(const struct vm_area_struct *vma) { return !vma->vm_file && !vma->vm_ops; }
-/** anon_vma_prepare() - give @vma an anon_vma. Needs mmap_lock. Return: 0 or -ENOMEM. */
+/* anon_vma and its chains (rmap.c); see the kernel-doc there. */
 int anon_vma_prepare(struct vm_area_struct *vma);
+int anon_vma_clone(struct vm_area_struct *dst, struct vm_area_struct *src);
+int anon_vma_fork(struct vm_area_struct *vma, struct vm_area_struct *pvma);
+void unlink_anon_vmas(struct vm_area_struct *vma);
 void put_anon_vma(struct anon_vma *anon_vma);
 static inline void get_anon_vma(struct anon_vma *anon_vma) { atomic_fetch_add(&anon_vma->refcount, 1); }
+void anon_vma_lock_write(struct anon_vma *anon_vma);
+void anon_vma_unlock_write(struct anon_vma *anon_vma);
+long vma_address(const struct vm_area_struct *vma, unsigned long pgoff);
+void rmap_walk_anon(struct folio *folio,
+		    bool (*rmap_one)(struct folio *, struct vm_area_struct *, unsigned long, void *),
+		    void *arg);
 
 /* ------------------------------------------------------------------ */
 /* Unmapping (memory.c)                                                */

@@ -91,7 +91,7 @@ static void vma_tree_remove_at(struct mm_struct *mm, size_t i)
 
 static void vm_area_free(struct vm_area_struct *vma)
 {
-	put_anon_vma(vma->anon_vma);
+	unlink_anon_vmas(vma);
 	free(vma);
 }
 
@@ -120,12 +120,15 @@ int split_vma(struct mm_struct *mm, struct vm_area_struct *vma, unsigned long ad
 	new = malloc(sizeof(*new));
 	if (!new)
 		return -ENOMEM;
-	vma_adjust_trans_huge(vma, addr);
 	*new = *vma;
+	INIT_LIST_HEAD(&new->anon_vma_chain);
+	if (anon_vma_clone(new, vma)) {
+		free(new);
+		return -ENOMEM;
+	}
+	vma_adjust_trans_huge(vma, addr);
 	new->vm_start = addr;
 	new->vm_pgoff = vma->vm_pgoff + ((addr - vma->vm_start) >> PAGE_SHIFT);
-	if (new->anon_vma)
-		get_anon_vma(new->anon_vma);
 	vma->vm_end = addr;
 	i = vma_index(mm, vma->vm_start);
 	vma_tree_insert_at(mm, i + 1, new);
@@ -141,22 +144,31 @@ static bool vmas_mergeable(const struct vm_area_struct *prev, const struct vm_ar
 		return false;
 	if (prev->vm_pgoff + ((prev->vm_end - prev->vm_start) >> PAGE_SHIFT) != next->vm_pgoff)
 		return false;
-	return !prev->anon_vma || !next->anon_vma || prev->anon_vma == next->anon_vma;
+	if (prev->anon_vma == next->anon_vma)
+		return true;
+	/* is_mergeable_anon_vma(): one side has none and the other is not forked. */
+	if (!prev->anon_vma)
+		return list_is_singular(&next->anon_vma_chain);
+	if (!next->anon_vma)
+		return list_is_singular(&prev->anon_vma_chain);
+	return false;
 }
 
-/* Fold the VMA at @i + 1 into the VMA at @i. */
-static void vma_merge_with_next(struct mm_struct *mm, size_t i)
+/*
+ * Fold the VMA at @i + 1 into the VMA at @i.  Return: false (nothing
+ * changed) when @i needs @i + 1's anon_vma links and they cannot be copied.
+ */
+static bool vma_merge_with_next(struct mm_struct *mm, size_t i)
 {
 	struct vm_area_struct *prev = mm->mm_mt.vmas[i];
 	struct vm_area_struct *next = mm->mm_mt.vmas[i + 1];
 
+	if (!prev->anon_vma && next->anon_vma && anon_vma_clone(prev, next))
+		return false; /* dup_anon_vma() */
 	prev->vm_end = next->vm_end;
-	if (!prev->anon_vma && next->anon_vma) {
-		prev->anon_vma = next->anon_vma;
-		next->anon_vma = NULL;
-	}
 	vma_tree_remove_at(mm, i + 1);
 	vm_area_free(next);
+	return true;
 }
 
 struct vm_area_struct *vma_try_merge_around(struct mm_struct *mm, size_t i)
@@ -164,10 +176,8 @@ struct vm_area_struct *vma_try_merge_around(struct mm_struct *mm, size_t i)
 	struct vma_tree *mt = &mm->mm_mt;
 
 	/* Like vma_merge_new_range(): the left neighbour first, then the right. */
-	if (i > 0 && vmas_mergeable(mt->vmas[i - 1], mt->vmas[i])) {
-		vma_merge_with_next(mm, i - 1);
+	if (i > 0 && vmas_mergeable(mt->vmas[i - 1], mt->vmas[i]) && vma_merge_with_next(mm, i - 1))
 		i--;
-	}
 	if (i + 1 < mt->nr && vmas_mergeable(mt->vmas[i], mt->vmas[i + 1]))
 		vma_merge_with_next(mm, i);
 	return mt->vmas[i];
@@ -539,6 +549,7 @@ long mm_mmap(struct mm_struct *mm, unsigned long addr, unsigned long len, int pr
 			goto out;
 		}
 	}
+	INIT_LIST_HEAD(&vma->anon_vma_chain);
 	vma->vm_start = addr;
 	vma->vm_end = end;
 	vma->vm_mm = mm;

@@ -14,40 +14,250 @@
 
 #include "internal.h"
 
+static struct anon_vma *anon_vma_alloc(void)
+{
+	struct anon_vma *anon_vma = calloc(1, sizeof(*anon_vma));
+
+	if (!anon_vma)
+		return NULL;
+	anon_vma->root = anon_vma;
+	anon_vma->parent = anon_vma;
+	atomic_init(&anon_vma->refcount, 1);
+	pthread_rwlock_init(&anon_vma->rwsem, NULL);
+	INIT_LIST_HEAD(&anon_vma->head);
+	return anon_vma;
+}
+
+/**
+ * put_anon_vma() - drop a reference; the last one frees the anon_vma and
+ * drops the reference it held on its root.
+ * @anon_vma: the anon_vma, or NULL.
+ */
+void put_anon_vma(struct anon_vma *anon_vma)
+{
+	struct anon_vma *root;
+
+	if (!anon_vma || atomic_fetch_sub(&anon_vma->refcount, 1) != 1)
+		return;
+	root = anon_vma->root;
+	pthread_rwlock_destroy(&anon_vma->rwsem);
+	free(anon_vma);
+	if (root != anon_vma)
+		put_anon_vma(root);
+}
+
+void anon_vma_lock_write(struct anon_vma *anon_vma)
+{
+	pthread_rwlock_wrlock(&anon_vma->root->rwsem);
+}
+
+void anon_vma_unlock_write(struct anon_vma *anon_vma)
+{
+	pthread_rwlock_unlock(&anon_vma->root->rwsem);
+}
+
+/* Link @vma to @anon_vma through @avc; the root's rwsem is taken inside. */
+static void anon_vma_chain_link(struct vm_area_struct *vma, struct anon_vma_chain *avc,
+				struct anon_vma *anon_vma)
+{
+	avc->vma = vma;
+	avc->anon_vma = anon_vma;
+	list_add(&avc->same_vma, &vma->anon_vma_chain);
+	anon_vma_lock_write(anon_vma);
+	list_add_tail(&avc->same_anon_vma, &anon_vma->head);
+	anon_vma_unlock_write(anon_vma);
+}
+
 /**
  * anon_vma_prepare() - make sure @vma has an anon_vma before it maps an
  * anonymous folio.
- * @vma: the VMA; mmap_lock held (for reading is enough).
+ * @vma: the VMA; mmap_lock held (for reading is enough: racing faults
+ *       serialise on mm->page_table_lock, as in Linux).
  *
  * Return: 0, or -ENOMEM.
  */
 int anon_vma_prepare(struct vm_area_struct *vma)
 {
+	struct mm_struct *mm = vma->vm_mm;
 	struct anon_vma *anon_vma;
-	struct anon_vma *expected = NULL;
+	struct anon_vma_chain *avc;
 
 	if (__atomic_load_n(&vma->anon_vma, __ATOMIC_ACQUIRE))
 		return 0;
-	anon_vma = malloc(sizeof(*anon_vma));
-	if (!anon_vma)
+	anon_vma = anon_vma_alloc();
+	avc = malloc(sizeof(*avc));
+	if (!anon_vma || !avc) {
+		free(avc);
+		put_anon_vma(anon_vma);
 		return -ENOMEM;
-	anon_vma->root = anon_vma;
-	atomic_init(&anon_vma->refcount, 1);
-	/* Two faults under mmap_lock for reading may race to install one. */
-	if (!__atomic_compare_exchange_n(&vma->anon_vma, &expected, anon_vma, false,
-					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-		free(anon_vma);
+	}
+	pthread_mutex_lock(&mm->page_table_lock);
+	if (!vma->anon_vma) {
+		anon_vma_chain_link(vma, avc, anon_vma);
+		anon_vma->num_active_vmas++;
+		__atomic_store_n(&vma->anon_vma, anon_vma, __ATOMIC_RELEASE);
+		anon_vma = NULL;
+		avc = NULL;
+	}
+	pthread_mutex_unlock(&mm->page_table_lock);
+	free(avc);
+	put_anon_vma(anon_vma);
 	return 0;
 }
 
 /**
- * put_anon_vma() - drop a reference; the last one frees the anon_vma.
- * @anon_vma: the anon_vma, or NULL.
+ * anon_vma_clone() - link @dst to every anon_vma @src is linked to, and
+ * give it @src's anon_vma (split_vma, mremap, a merge that keeps @dst).
+ * @dst: a VMA with no anon_vma links yet; mmap_lock held for writing.
+ * @src: the VMA it copies.
+ *
+ * Return: 0, or -ENOMEM with @dst left unlinked.
  */
-void put_anon_vma(struct anon_vma *anon_vma)
+int anon_vma_clone(struct vm_area_struct *dst, struct vm_area_struct *src)
 {
-	if (anon_vma && atomic_fetch_sub(&anon_vma->refcount, 1) == 1)
-		free(anon_vma);
+	struct anon_vma_chain *src_avc, *avc;
+
+	list_for_each_entry(src_avc, &src->anon_vma_chain, same_vma) {
+		avc = malloc(sizeof(*avc));
+		if (!avc) {
+			dst->anon_vma = NULL;
+			unlink_anon_vmas(dst);
+			return -ENOMEM;
+		}
+		anon_vma_chain_link(dst, avc, src_avc->anon_vma);
+	}
+	dst->anon_vma = src->anon_vma;
+	if (dst->anon_vma)
+		dst->anon_vma->num_active_vmas++;
+	return 0;
+}
+
+/**
+ * anon_vma_fork() - give a child VMA the parent's anon_vma links plus an
+ * anon_vma of its own, a child of the parent's (dup_mmap()).
+ * @vma: the child's copy of @pvma, with no links yet; mmap_lock held.
+ * @pvma: the parent's VMA.
+ *
+ * Folios the parent mapped keep pointing to the parent's anon_vma, which
+ * now also lists @vma; folios the child faults in later point to the new
+ * anon_vma, which the parent's VMAs are not linked to.
+ *
+ * Return: 0, or -ENOMEM with @vma left unlinked.
+ */
+int anon_vma_fork(struct vm_area_struct *vma, struct vm_area_struct *pvma)
+{
+	struct anon_vma *anon_vma;
+	struct anon_vma_chain *avc;
+
+	if (!pvma->anon_vma)
+		return 0;
+	vma->anon_vma = NULL;
+	if (anon_vma_clone(vma, pvma))
+		return -ENOMEM;
+	anon_vma = anon_vma_alloc();
+	avc = malloc(sizeof(*avc));
+	if (!anon_vma || !avc) {
+		free(avc);
+		put_anon_vma(anon_vma);
+		vma->anon_vma = NULL;
+		unlink_anon_vmas(vma);
+		return -ENOMEM;
+	}
+	/* The previous clone made us an active VMA of the parent's anon_vma: undo. */
+	pvma->anon_vma->num_active_vmas--;
+	anon_vma->root = pvma->anon_vma->root;
+	anon_vma->parent = pvma->anon_vma;
+	atomic_fetch_add(&anon_vma->root->refcount, 1);
+	anon_vma_lock_write(anon_vma);
+	anon_vma->parent->num_children++;
+	anon_vma_unlock_write(anon_vma);
+	vma->anon_vma = anon_vma;
+	anon_vma->num_active_vmas++;
+	anon_vma_chain_link(vma, avc, anon_vma);
+	return 0;
+}
+
+/**
+ * unlink_anon_vmas() - drop every anon_vma link of @vma (it is going away
+ * or lost a merge); anon_vmas left with no link are freed.
+ * @vma: the VMA; mmap_lock held for writing; its pages already zapped.
+ */
+void unlink_anon_vmas(struct vm_area_struct *vma)
+{
+	struct anon_vma_chain *avc, *next;
+
+	if (vma->anon_vma)
+		vma->anon_vma->num_active_vmas--;
+	list_for_each_entry_safe(avc, next, &vma->anon_vma_chain, same_vma) {
+		struct anon_vma *anon_vma = avc->anon_vma;
+		bool unused;
+
+		anon_vma_lock_write(anon_vma);
+		list_del_init(&avc->same_anon_vma);
+		unused = list_empty(&anon_vma->head);
+		if (unused && anon_vma->parent != anon_vma)
+			anon_vma->parent->num_children--;
+		anon_vma_unlock_write(anon_vma);
+		list_del_init(&avc->same_vma);
+		free(avc);
+		if (unused)
+			put_anon_vma(anon_vma); /* its "alive while linked" reference */
+	}
+	vma->anon_vma = NULL;
+}
+
+/**
+ * vma_address() - where @vma maps page @pgoff of an anonymous folio.
+ * Return: the address, or -EFAULT when @vma does not cover it.
+ */
+long vma_address(const struct vm_area_struct *vma, unsigned long pgoff)
+{
+	unsigned long addr;
+
+	if (pgoff < vma->vm_pgoff)
+		return -EFAULT;
+	addr = vma->vm_start + ((pgoff - vma->vm_pgoff) << PAGE_SHIFT);
+	if (addr < vma->vm_start || addr >= vma->vm_end)
+		return -EFAULT;
+	return (long)addr;
+}
+
+/**
+ * rmap_walk_anon() - call @rmap_one for every VMA that may map @folio.
+ * @folio: a locked, anonymous folio.
+ * @rmap_one: called with the VMA and the address of the folio's first
+ *            page in it (which may lie outside the VMA for a large folio
+ *            that a VMA boundary cuts); returns false to stop the walk.
+ * @arg: passed through.
+ *
+ * Takes the root anon_vma's rwsem for reading.  Lock order: folio lock,
+ * anon_vma rwsem, page-table locks.
+ */
+void rmap_walk_anon(struct folio *folio,
+		    bool (*rmap_one)(struct folio *, struct vm_area_struct *, unsigned long, void *),
+		    void *arg)
+{
+	struct anon_vma *anon_vma =
+		(void *)((unsigned long)__atomic_load_n(&folio->mapping, __ATOMIC_ACQUIRE) &
+			 ~PAGE_MAPPING_ANON);
+	struct anon_vma_chain *avc;
+
+	if (!anon_vma || !folio_mapped(folio))
+		return; /* an unmapped folio's anon_vma may already be gone */
+	pthread_rwlock_rdlock(&anon_vma->root->rwsem);
+	list_for_each_entry(avc, &anon_vma->head, same_anon_vma) {
+		struct vm_area_struct *vma = avc->vma;
+		unsigned long first = vma->vm_start +
+				      ((folio->index - vma->vm_pgoff) << PAGE_SHIFT);
+		unsigned long last = first + folio_size(folio);
+
+		if (folio->index + folio_nr_pages(folio) <= vma->vm_pgoff ||
+		    first >= vma->vm_end || last <= vma->vm_start)
+			continue;
+		if (!rmap_one(folio, vma, first, arg))
+			break;
+	}
+	pthread_rwlock_unlock(&anon_vma->root->rwsem);
 }
 
 /**

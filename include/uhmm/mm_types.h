@@ -164,15 +164,43 @@ _Static_assert(offsetof(struct folio, _head_2) == 2 * sizeof(struct page) +
 #define VM_ACCESS_FLAGS (VM_READ | VM_WRITE | VM_EXEC)
 
 /**
- * struct anon_vma - the reverse-map root of anonymous folios.
+ * struct anon_vma - where the reverse map of anonymous folios starts.
  *
- * An anonymous folio's ->mapping points here (tagged PAGE_MAPPING_ANON) and
- * its ->index is the linear page index vma->vm_pgoff + (addr - vm_start) /
- * PAGE_SIZE.  VMAs split from one another share it.
+ * An anonymous folio's ->mapping points to the anon_vma of the VMA that
+ * first mapped it (tagged PAGE_MAPPING_ANON) and its ->index is the linear
+ * page index vma->vm_pgoff + (addr - vm_start) / PAGE_SIZE.  Every VMA that
+ * may map the folio is linked to that anon_vma by an anon_vma_chain: VMAs
+ * split from one another, and after fork the child's VMAs too.  Forks make
+ * a tree of anon_vmas; the root's @rwsem guards every list in the tree.
+ *
+ * @root: the root of the fork tree (itself for a root).
+ * @parent: the anon_vma this one was forked from (itself for a root).
+ * @refcount: one for being alive while linked, one per child anon_vma
+ *            whose root this is, plus temporary references.
+ * @head: the anon_vma_chains of the VMAs linked to this anon_vma.
+ * @num_children: anon_vmas forked from this one.
+ * @num_active_vmas: VMAs whose ->anon_vma is this one.
  */
 struct anon_vma {
 	struct anon_vma *root;
+	struct anon_vma *parent;
 	atomic_int refcount;
+	pthread_rwlock_t rwsem;
+	struct list_head head;
+	int num_children;
+	int num_active_vmas;
+};
+
+/**
+ * struct anon_vma_chain - links one VMA to one anon_vma.
+ * @same_vma: on vma->anon_vma_chain (protected by mmap_lock).
+ * @same_anon_vma: on anon_vma->head (protected by the root's rwsem).
+ */
+struct anon_vma_chain {
+	struct vm_area_struct *vma;
+	struct anon_vma *anon_vma;
+	struct list_head same_vma;
+	struct list_head same_anon_vma;
 };
 
 /**
@@ -187,7 +215,8 @@ struct vm_area_struct {
 	struct mm_struct *vm_mm;
 	unsigned long vm_flags;
 	unsigned long vm_pgoff;
-	struct anon_vma *anon_vma;
+	struct anon_vma *anon_vma;        /* where new anon folios point */
+	struct list_head anon_vma_chain;  /* every anon_vma this VMA is linked to */
 	struct file *vm_file;
 	const struct vm_operations_struct *vm_ops;
 	void *vm_private_data;

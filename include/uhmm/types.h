@@ -99,6 +99,10 @@ static inline void list_del_init(struct list_head *entry)
 	__list_set(entry->prev, entry);
 }
 static inline bool list_empty(const struct list_head *head) { return head->next == head; }
+static inline bool list_is_singular(const struct list_head *head)
+{
+	return !list_empty(head) && head->next == head->prev;
+}
 
 #define container_of(ptr, type, member) \
 	((type *)(void *)((char *)(ptr) - offsetof(type, member)))
