@@ -186,6 +186,16 @@ struct vm_area_struct *find_vma(struct mm_struct *mm, unsigned long addr);
 struct vm_area_struct *vma_lookup(struct mm_struct *mm, unsigned long addr);
 /** vma_index() - position of the first VMA with vm_end > @addr in mm_mt. */
 size_t vma_index(struct mm_struct *mm, unsigned long addr);
+/* The VMA tree and placement (mmap.c); all need mmap_lock for writing. */
+int vma_tree_reserve(struct mm_struct *mm);
+void vma_tree_insert_at(struct mm_struct *mm, size_t i, struct vm_area_struct *vma);
+void vma_tree_remove_at(struct mm_struct *mm, size_t i);
+void vm_area_free(struct vm_area_struct *vma);
+/** get_unmapped_area() - where a new mapping of @len goes (@flags: MAP_FIXED). Return: address or -ENOMEM. */
+long get_unmapped_area(struct mm_struct *mm, unsigned long addr, unsigned long len,
+		       unsigned long flags);
+/** do_munmap_locked() - munmap [@start, @end). Return: 0 or -ENOMEM (a split failed). */
+int do_munmap_locked(struct mm_struct *mm, unsigned long start, unsigned long end);
 /**
  * split_vma() - split @vma at @addr (page aligned, strictly inside).
  * Splits a PMD mapping that straddles @addr.  Needs mmap_lock for writing.

@@ -51,8 +51,11 @@ struct vm_area_struct *vma_lookup(struct mm_struct *mm, unsigned long addr)
 	return vma && vma->vm_start <= addr ? vma : NULL;
 }
 
-/* Make room for one more VMA. Return: 0 or -ENOMEM. */
-static int vma_tree_reserve(struct mm_struct *mm)
+/**
+ * vma_tree_reserve() - make room for one more VMA in @mm's tree.
+ * Needs mmap_lock for writing.  Return: 0 or -ENOMEM (also at max_map_count).
+ */
+int vma_tree_reserve(struct mm_struct *mm)
 {
 	struct vma_tree *mt = &mm->mm_mt;
 	struct vm_area_struct **grown;
@@ -71,8 +74,11 @@ static int vma_tree_reserve(struct mm_struct *mm)
 	return 0;
 }
 
-/* Insert @vma at position @i; vma_tree_reserve() must have succeeded. */
-static void vma_tree_insert_at(struct mm_struct *mm, size_t i, struct vm_area_struct *vma)
+/**
+ * vma_tree_insert_at() - insert @vma at position @i of @mm's tree, after a
+ * successful vma_tree_reserve().  Needs mmap_lock for writing.
+ */
+void vma_tree_insert_at(struct mm_struct *mm, size_t i, struct vm_area_struct *vma)
 {
 	struct vma_tree *mt = &mm->mm_mt;
 
@@ -81,7 +87,7 @@ static void vma_tree_insert_at(struct mm_struct *mm, size_t i, struct vm_area_st
 	mt->nr++;
 }
 
-static void vma_tree_remove_at(struct mm_struct *mm, size_t i)
+void vma_tree_remove_at(struct mm_struct *mm, size_t i)
 {
 	struct vma_tree *mt = &mm->mm_mt;
 
@@ -89,7 +95,8 @@ static void vma_tree_remove_at(struct mm_struct *mm, size_t i)
 	mt->nr--;
 }
 
-static void vm_area_free(struct vm_area_struct *vma)
+/** vm_area_free() - unlink @vma's anon_vmas and free it (its pages are zapped). */
+void vm_area_free(struct vm_area_struct *vma)
 {
 	unlink_anon_vmas(vma);
 	free(vma);
@@ -345,7 +352,7 @@ static unsigned long unmapped_area_topdown(struct mm_struct *mm, unsigned long l
  * get_unmapped_area() - choose where a new mapping of @len goes.
  * Return: the address, or -ENOMEM.
  */
-static long get_unmapped_area(struct mm_struct *mm, unsigned long addr, unsigned long len,
+long get_unmapped_area(struct mm_struct *mm, unsigned long addr, unsigned long len,
 			      unsigned long flags)
 {
 	unsigned long align = PAGE_SIZE;
@@ -376,7 +383,7 @@ static long get_unmapped_area(struct mm_struct *mm, unsigned long addr, unsigned
  * do_munmap_locked() - unmap [start, end); mmap_lock held for writing.
  * Return: 0 or -ENOMEM (a VMA could not be split; nothing was unmapped).
  */
-static int do_munmap_locked(struct mm_struct *mm, unsigned long start, unsigned long end)
+int do_munmap_locked(struct mm_struct *mm, unsigned long start, unsigned long end)
 {
 	struct vm_area_struct *vma = find_vma(mm, start);
 	size_t first, last;
