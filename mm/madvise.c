@@ -29,12 +29,6 @@
 #define MADV_KEEPONFORK 19
 #endif
 
-/* vm_flags that only advice sets (Linux's values). */
-#define VM_SEQ_READ 0x00008000UL
-#define VM_RAND_READ 0x00010000UL
-#define VM_WIPEONFORK 0x02000000UL
-#define VM_DONTDUMP 0x04000000UL
-
 /* madvise_behavior_valid() for what this kernel is configured with (no KSM). */
 static bool madvise_behavior_valid(int behavior)
 {

@@ -47,6 +47,20 @@ void mmgrab(struct mm_struct *mm);
 void mmdrop(struct mm_struct *mm);
 
 /**
+ * mm_fork() - fork(2) for an address space: a copy-on-write copy of @oldmm.
+ * @oldmm: the parent; its mmap_lock is taken for writing.
+ *
+ * Private anonymous pages and THPs (a PMD stays a PMD) become shared and
+ * write-protected on both sides; a later write on either side copies, or
+ * reuses a page it is again the only user of.  VM_DONTCOPY VMAs are left
+ * out, VM_WIPEONFORK VMAs come up empty.  Exclusive pages that may be
+ * pinned for DMA are copied at once.
+ *
+ * Return: the child (mm_users 1), or ERR_PTR(-ENOMEM).
+ */
+struct mm_struct *mm_fork(struct mm_struct *oldmm);
+
+/**
  * mm_mmap() - mmap(2) on @mm.
  * @mm: the address space.
  * @addr: hint, or the fixed address with MAP_FIXED / MAP_FIXED_NOREPLACE.

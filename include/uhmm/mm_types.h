@@ -151,6 +151,8 @@ _Static_assert(offsetof(struct folio, _head_2) == 2 * sizeof(struct page) +
 #define VM_MAYSHARE 0x00000080UL
 #define VM_GROWSDOWN 0x00000100UL
 #define VM_PFNMAP 0x00000400UL
+#define VM_SEQ_READ 0x00008000UL
+#define VM_RAND_READ 0x00010000UL
 #define VM_LOCKED 0x00002000UL
 #define VM_IO 0x00004000UL
 #define VM_DONTCOPY 0x00020000UL
@@ -158,6 +160,8 @@ _Static_assert(offsetof(struct folio, _head_2) == 2 * sizeof(struct page) +
 #define VM_ACCOUNT 0x00100000UL
 #define VM_NORESERVE 0x00200000UL
 #define VM_HUGETLB 0x00400000UL
+#define VM_WIPEONFORK 0x02000000UL
+#define VM_DONTDUMP 0x04000000UL
 #define VM_MIXEDMAP 0x10000000UL
 #define VM_HUGEPAGE 0x20000000UL
 #define VM_NOHUGEPAGE 0x40000000UL
