@@ -231,6 +231,27 @@ static inline void get_anon_vma(struct anon_vma *anon_vma) { atomic_fetch_add(&a
 void anon_vma_lock_write(struct anon_vma *anon_vma);
 void anon_vma_unlock_write(struct anon_vma *anon_vma);
 long vma_address(const struct vm_area_struct *vma, unsigned long pgoff);
+/**
+ * struct folio_mapping - one page-table entry that maps part of a folio, as
+ * folio_walk_mappings() hands it over (ptl held).
+ * @pte / @pmd: the slot (one of them is NULL).
+ * @entry: its value when found.
+ * @page: the first page of the folio it maps.
+ * @nr_pages: 1 for a PTE, HPAGE_PMD_NR for a PMD.
+ */
+struct folio_mapping {
+	struct mm_struct *mm;
+	struct vm_area_struct *vma;
+	unsigned long address;
+	pte_t *pte;
+	pmd_t *pmd;
+	uint64_t entry;
+	struct page *page;
+	unsigned long nr_pages;
+	pthread_mutex_t *ptl;
+};
+void folio_walk_mappings(struct folio *folio, bool (*visit)(const struct folio_mapping *m, void *arg),
+			 void *arg);
 void rmap_walk_anon(struct folio *folio,
 		    bool (*rmap_one)(struct folio *, struct vm_area_struct *, unsigned long, void *),
 		    void *arg);

@@ -357,3 +357,156 @@ void folio_convert_pmd_to_ptes_rmap(struct folio *folio)
 	atomic_fetch_sub(&folio->_entire_mapcount, 1);
 	atomic_fetch_add(&folio->_large_mapcount, (int)nr - 1);
 }
+
+/* ---- finding the entries that map a folio ---- */
+
+struct folio_entry_walk {
+	struct folio *folio;
+	bool (*visit)(const struct folio_mapping *m, void *arg);
+	void *arg;
+	bool stop;
+};
+
+/*
+ * Does the entry value @val (a PTE, or a PMD when @pmd_level) map a page of
+ * @folio?  Present entries by PFN; migration, device-private and
+ * device-exclusive entries by the PFN in their offset.
+ */
+static bool entry_maps_folio(uint64_t val, const struct folio *folio, bool pmd_level,
+			     unsigned long *pfn)
+{
+	unsigned long first = folio_pfn(folio), last = first + folio_nr_pages(folio);
+	pte_t pte = __pte(val);
+
+	if (pte_none(pte))
+		return false;
+	if (pte_present(pte)) {
+		if (pmd_level && !(val & _PAGE_PSE))
+			return false; /* a table pointer */
+		*pfn = pte_pfn(pte);
+	} else if (is_pfn_swap_entry(pte_to_swp_entry(pte))) {
+		*pfn = swp_offset_pfn(pte_to_swp_entry(pte));
+	} else {
+		return false; /* a swap slot names no page */
+	}
+	return *pfn >= first && *pfn < last;
+}
+
+/* rmap_one for folio_walk_mappings(): look at the folio's span in one VMA. */
+static bool walk_folio_in_vma(struct folio *folio, struct vm_area_struct *vma, unsigned long first,
+			      void *arg)
+{
+	struct folio_entry_walk *w = arg;
+	struct mm_struct *mm = vma->vm_mm;
+	unsigned long start = first < vma->vm_start ? vma->vm_start : first;
+	unsigned long end = first + folio_size(folio);
+
+	if (end > vma->vm_end)
+		end = vma->vm_end;
+	for (unsigned long addr = start; addr < end && !w->stop;) {
+		unsigned long next = ALIGN_DOWN(addr, PMD_SIZE) + PMD_SIZE;
+		pmd_t *pmd = pmd_off(mm, addr);
+		pthread_mutex_t *ptl;
+		unsigned long pfn;
+		pte_t *pte;
+
+		if (next > end)
+			next = end;
+		if (!pmd) {
+			addr = next;
+			continue;
+		}
+		ptl = pmd_lock(mm, pmd);
+		if (entry_maps_folio(pmd_val(pmdp_get(pmd)), folio, true, &pfn)) {
+			struct folio_mapping m = { .mm = mm, .vma = vma,
+						   .address = addr & PMD_MASK, .pmd = pmd,
+						   .entry = pmd_val(pmdp_get(pmd)),
+						   .page = pfn_to_page(pfn), .nr_pages = HPAGE_PMD_NR,
+						   .ptl = ptl };
+
+			w->stop = !w->visit(&m, w->arg);
+			spin_unlock(ptl);
+			addr = next;
+			continue;
+		}
+		spin_unlock(ptl);
+		pte = pte_offset_map_lock(mm, pmd, addr, &ptl);
+		if (!pte) {
+			addr = next;
+			continue;
+		}
+		for (; addr < next && !w->stop; addr += PAGE_SIZE, pte++) {
+			uint64_t val = pte_val(ptep_get(pte));
+
+			if (entry_maps_folio(val, folio, false, &pfn)) {
+				struct folio_mapping m = { .mm = mm, .vma = vma, .address = addr,
+							   .pte = pte, .entry = val,
+							   .page = pfn_to_page(pfn), .nr_pages = 1,
+							   .ptl = ptl };
+
+				w->stop = !w->visit(&m, w->arg);
+			}
+		}
+		spin_unlock(ptl);
+		addr = next;
+	}
+	return !w->stop;
+}
+
+/**
+ * folio_walk_mappings() - call @visit for every page-table entry, in every
+ * mm, that maps a page of @folio (page_vma_mapped_walk() over rmap_walk()).
+ * @folio: a locked anonymous folio.
+ * @visit: called with the entry's ptl held (m->ptl); it may change the
+ *         entry; returns false to stop.
+ * @arg: passed through.
+ *
+ * Entries are recognised by PFN: present PTEs and PMD leaves, and the
+ * migration, device-private and device-exclusive entries that name one of
+ * the folio's pages.
+ */
+void folio_walk_mappings(struct folio *folio, bool (*visit)(const struct folio_mapping *m, void *arg),
+			 void *arg)
+{
+	struct folio_entry_walk w = { .folio = folio, .visit = visit, .arg = arg };
+
+	rmap_walk_anon(folio, walk_folio_in_vma, &w);
+}
+
+struct rmap_query {
+	struct folio_mapping_info *out;
+	int max, found;
+};
+
+static bool record_mapping(const struct folio_mapping *m, void *arg)
+{
+	struct rmap_query *q = arg;
+
+	if (q->found < q->max)
+		q->out[q->found] = (struct folio_mapping_info){
+			.mm = m->mm, .address = m->address, .pfn = page_to_pfn(m->page),
+			.pmd_mapped = m->pmd != NULL, .entry = m->entry };
+	q->found++;
+	return true;
+}
+
+/**
+ * folio_rmap_query() - every (mm, address) that maps @folio.
+ * @folio: an anonymous folio; locked inside.
+ * @out: where the mappings go; may be NULL when @max is 0.
+ * @max: room in @out.
+ *
+ * Return: the number of mappings (which may exceed @max: only the first
+ * @max are stored), 0 for an unmapped or non-anonymous folio.
+ */
+int folio_rmap_query(struct folio *folio, struct folio_mapping_info *out, int max)
+{
+	struct rmap_query q = { .out = out, .max = max };
+
+	if (!folio_test_anon(folio))
+		return 0;
+	folio_lock(folio);
+	folio_walk_mappings(folio, record_mapping, &q);
+	folio_unlock(folio);
+	return q.found;
+}

@@ -221,6 +221,31 @@ long mm_get_rss(struct mm_struct *mm, int member);
 void mm_dump(struct mm_struct *mm, FILE *out);
 
 /**
+ * struct folio_mapping_info - one mapping of a folio, from folio_rmap_query().
+ * @mm: the address space.
+ * @address: where the entry maps (the PMD's start for a PMD mapping).
+ * @pfn: the page that entry maps.
+ * @pmd_mapped: mapped by a PMD leaf.
+ * @entry: the raw PTE/PMD value (present, or a migration/device entry).
+ */
+struct folio_mapping_info {
+	struct mm_struct *mm;
+	unsigned long address;
+	unsigned long pfn;
+	bool pmd_mapped;
+	uint64_t entry;
+};
+
+/**
+ * folio_rmap_query() - the reverse map: every (mm, address) whose page
+ * tables map a page of @folio, found through its anon_vma tree.
+ * @folio: an anonymous folio (takes the folio lock and the anon_vma lock).
+ * @out: array of @max records, or NULL with @max 0 to only count.
+ * Return: how many entries map the folio (more than @max are counted, not stored).
+ */
+int folio_rmap_query(struct folio *folio, struct folio_mapping_info *out, int max);
+
+/**
  * uhmm_drop_lazyfree() - discard every clean MADV_FREE (lazyfree) page of
  * @machine, as reclaim would under memory pressure; a later read of such a
  * page sees zeros.  Pages written after MADV_FREE are kept.
