@@ -6,9 +6,11 @@
  * What it counts, per page of the machine: the PTEs that map it and the PMD
  * leaves that map its folio.  What it then demands:
  *   - free pages (in the buddy lists) are mapped by nothing;
- *   - a folio's refcount equals its mappings (one per PTE, one per PMD),
- *     its per-page, entire and large mapcounts equal what maps it, and a
- *     folio that nothing maps is not allocated (a leak);
+ *   - a folio's refcount equals its mappings (one per PTE, one per PMD)
+ *     plus its pins (GUP_PIN_COUNTING_BIAS each for a small folio, one
+ *     each, counted in _pincount, for a large one); its per-page, entire
+ *     and large mapcounts equal what maps it; a folio that nothing maps or
+ *     pins is not allocated (a leak);
  *   - each mapped anonymous page's mapping and index agree with the VMA
  *     and address that map it; a writable private PTE maps an exclusive page;
  *   - each mm's VMAs are sorted, aligned and disjoint, every entry lies in a
@@ -22,6 +24,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "uhmm/gup.h"
 
 struct audit {
 	struct uhmm_machine *machine;
@@ -294,7 +297,7 @@ static unsigned long audit_folio(struct audit *a, long idx)
 	struct page *head = pfn_to_page(a->machine->start_pfn + (unsigned long)idx);
 	struct folio *folio = (struct folio *)(void *)head;
 	unsigned long nr = folio_nr_pages(folio);
-	long pte_sum = 0, pages_mapped = 0;
+	long pte_sum = 0, pages_mapped = 0, extra, pins;
 	int pmds = a->pmd_maps[idx];
 	int refs = folio_ref_count(folio);
 
@@ -333,13 +336,26 @@ static unsigned long audit_folio(struct audit *a, long idx)
 	} else if (pmds) {
 		violation(a, "pfn %#lx: a PMD maps an order-0 page", folio_pfn(folio));
 	}
-	if (pte_sum + pmds == 0)
+	/*
+	 * References beyond the mappings are FOLL_PIN pins (mm/gup.c): one
+	 * each with _pincount for a large folio, GUP_PIN_COUNTING_BIAS each
+	 * for a small one.  A pinned folio may be mapped by nothing.
+	 */
+	extra = refs - (pte_sum + pmds);
+	if (folio_test_large(folio))
+		pins = atomic_load(&folio->_pincount);
+	else
+		pins = extra >= 0 ? extra / (long)GUP_PIN_COUNTING_BIAS : 0;
+	if (pte_sum + pmds == 0 && pins == 0)
 		violation(a, "folio %#lx (order %u, refcount %d, flags %#lx) is allocated but "
-			  "nothing maps it: leaked", folio_pfn(folio), folio_order(folio), refs,
-			  folio->flags);
-	else if (refs != pte_sum + pmds)
-		violation(a, "folio %#lx: refcount %d but %ld mappings hold references",
-			  folio_pfn(folio), refs, pte_sum + pmds);
+			  "nothing maps or pins it: leaked", folio_pfn(folio), folio_order(folio),
+			  refs, folio->flags);
+	else if (folio_test_large(folio) ? extra != pins
+					 : extra < 0 || extra % (long)GUP_PIN_COUNTING_BIAS)
+		violation(a, "folio %#lx (order %u): refcount %d but %ld mappings and %ld pins "
+			  "(pincount %d) hold references", folio_pfn(folio), folio_order(folio),
+			  refs, pte_sum + pmds, pins,
+			  folio_test_large(folio) ? atomic_load(&folio->_pincount) : 0);
 	return nr;
 }
 

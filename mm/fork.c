@@ -19,22 +19,12 @@
 #include <string.h>
 
 #include "internal.h"
+#include "uhmm/gup.h"
 
 /* is_cow_mapping(): private and possibly writable. */
 static bool is_cow_mapping(unsigned long vm_flags)
 {
 	return (vm_flags & (VM_SHARED | VM_MAYWRITE)) == VM_MAYWRITE;
-}
-
-/* GUP_PIN_COUNTING_BIAS: what one FOLL_PIN adds to a small folio's refcount. */
-#define FORK_PIN_COUNTING_BIAS (1 << 10)
-
-/* folio_maybe_dma_pinned(): large folios count pins apart; small ones by a bias. */
-static bool fork_folio_maybe_pinned(const struct folio *folio)
-{
-	if (folio_test_large(folio))
-		return atomic_load(&folio->_pincount) > 0;
-	return folio_ref_count(folio) >= FORK_PIN_COUNTING_BIAS;
 }
 
 /*
@@ -97,7 +87,7 @@ static int copy_pte_range(struct vm_area_struct *dst_vma, struct vm_area_struct 
 		}
 		folio = page_folio(page);
 		if (folio_test_anon(folio) && PageAnonExclusive(page) &&
-		    fork_folio_maybe_pinned(folio)) {
+		    folio_maybe_dma_pinned(folio)) {
 			err = copy_present_page(dst_vma, dst_pte, addr, page);
 			if (err)
 				break;
@@ -149,7 +139,7 @@ static int copy_huge_pmd(struct vm_area_struct *dst_vma, struct vm_area_struct *
 		goto out;
 	}
 	folio = page_folio(pfn_to_page(pmd_pfn(pmd)));
-	if (PageAnonExclusive(folio_head(folio)) && fork_folio_maybe_pinned(folio)) {
+	if (PageAnonExclusive(folio_head(folio)) && folio_maybe_dma_pinned(folio)) {
 		err = -EAGAIN;
 		goto out;
 	}

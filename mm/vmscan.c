@@ -21,11 +21,17 @@ void folio_mark_lazyfree(struct folio *folio)
 		folio_clear_swapbacked(folio);
 }
 
-/* Is the folio behind this entry lazyfree and still clean? Else make it swap-backed again. */
+/*
+ * Is the folio behind this entry lazyfree, still clean and referenced by
+ * nothing but its mappings (no GUP reference or pin)?  A written one
+ * becomes swap-backed again.
+ */
 static bool lazyfree_discardable(struct folio *folio, bool entry_dirty)
 {
 	if (!folio_test_lazyfree(folio))
 		return false;
+	if (folio_ref_count(folio) != folio_mapcount(folio))
+		return false; /* someone holds it: try_to_unmap_one() backs off */
 	if (entry_dirty || folio_test_dirty(folio)) {
 		/* Written after MADV_FREE: it holds data again (try_to_unmap_one). */
 		folio_set_swapbacked(folio);

@@ -8,5 +8,6 @@
 #include "uhmm/pgtable.h"
 #include "uhmm/machine.h"
 #include "uhmm/mm.h"
+#include "uhmm/gup.h"
 
 #endif /* UHMM_UHMM_H */
