@@ -186,6 +186,9 @@ struct vm_area_struct *find_vma(struct mm_struct *mm, unsigned long addr);
 struct vm_area_struct *vma_lookup(struct mm_struct *mm, unsigned long addr);
 /** vma_index() - position of the first VMA with vm_end > @addr in mm_mt. */
 size_t vma_index(struct mm_struct *mm, unsigned long addr);
+/* vm.max_map_count: the most VMAs one mm may have. */
+#define MAX_MAP_COUNT 65530
+
 /* The VMA tree and placement (mmap.c); all need mmap_lock for writing. */
 int vma_tree_reserve(struct mm_struct *mm);
 void vma_tree_insert_at(struct mm_struct *mm, size_t i, struct vm_area_struct *vma);

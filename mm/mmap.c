@@ -17,8 +17,6 @@
 #define MMAP_MIN_ADDR 0x10000UL
 /* mmap_base with randomisation off (setarch -R) on x86-64. */
 #define MMAP_BASE 0x7ffff7fff000UL
-/* vm.max_map_count */
-#define MAX_MAP_COUNT 65530
 
 /* ---- the VMA tree ---- */
 

@@ -159,8 +159,7 @@ int anon_vma_fork(struct vm_area_struct *vma, struct vm_area_struct *pvma)
 	if (!anon_vma || !avc) {
 		free(avc);
 		put_anon_vma(anon_vma);
-		vma->anon_vma = NULL;
-		unlink_anon_vmas(vma);
+		unlink_anon_vmas(vma); /* also undoes the clone's num_active_vmas */
 		return -ENOMEM;
 	}
 	/* The previous clone made us an active VMA of the parent's anon_vma: undo. */

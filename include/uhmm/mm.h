@@ -112,6 +112,41 @@ int mm_mprotect(struct mm_struct *mm, unsigned long addr, unsigned long len, int
  */
 int mm_madvise(struct mm_struct *mm, unsigned long addr, unsigned long len, int advice);
 
+#ifndef MREMAP_MAYMOVE
+#define MREMAP_MAYMOVE 1
+#endif
+#ifndef MREMAP_FIXED
+#define MREMAP_FIXED 2
+#endif
+#ifndef MREMAP_DONTUNMAP
+#define MREMAP_DONTUNMAP 4
+#endif
+
+/**
+ * mm_mremap() - mremap(2) on @mm, as Linux 6.18 does it.
+ * @mm: the address space.
+ * @old_addr: page-aligned start of the mapping to remap.
+ * @old_len: its length, rounded up to pages (0 duplicates a shared mapping).
+ * @new_len: the new length, rounded up to pages.
+ * @flags: MREMAP_MAYMOVE, MREMAP_FIXED, MREMAP_DONTUNMAP.
+ * @new_addr: the destination (MREMAP_FIXED), or a hint (MREMAP_DONTUNMAP).
+ *
+ * Shrinks in place, grows in place when the space after the VMA is free,
+ * else moves (MREMAP_MAYMOVE): page-table entries move (a PMD whole when
+ * both sides cover an aligned PMD), pages are never copied.  MREMAP_FIXED
+ * unmaps the destination first; with @old_len == @new_len it may move
+ * several VMAs.  MREMAP_DONTUNMAP leaves the old range mapped and empty.
+ * Takes mmap_lock for writing.
+ *
+ * Return: the new address, or -EINVAL (bad flags, alignment or lengths,
+ * overlapping ranges, a destination past TASK_SIZE, DONTUNMAP with a
+ * resize, @old_len 0 on a private mapping), -EFAULT (no VMA at @old_addr,
+ * or the range to keep or grow leaves its VMA), -ENOMEM (no room to grow
+ * without MREMAP_MAYMOVE, nowhere to move, out of memory).
+ */
+long mm_mremap(struct mm_struct *mm, unsigned long old_addr, unsigned long old_len,
+	       unsigned long new_len, int flags, unsigned long new_addr);
+
 /* ---- the CPU ---- */
 /**
  * cpu_read() - load @len bytes at @addr into @buf, faulting like a CPU.
@@ -249,7 +284,8 @@ int folio_rmap_query(struct folio *folio, struct folio_mapping_info *out, int ma
  * uhmm_drop_lazyfree() - discard every clean MADV_FREE (lazyfree) page of
  * @machine, as reclaim would under memory pressure; a later read of such a
  * page sees zeros.  Pages written after MADV_FREE are kept.
- * Return: the number of pages discarded.
+ * Return: the number of 4 KiB mappings discarded (a page shared by fork
+ * counts once per mm that mapped it).
  */
 unsigned long uhmm_drop_lazyfree(struct uhmm_machine *machine);
 
