@@ -2,8 +2,8 @@
 /*
  * bench/uhmm-bench.c - the main uhmm benchmark (`make bench`).
  *
- * Measures anonymous page-fault throughput on a uhmm machine and puts host
- * memset() of the same bytes beside it:
+ * Measures anonymous page-fault and fork throughput on a uhmm machine and
+ * puts host memset()/memcpy() of the same bytes beside them:
  *
  *   (a) 4 KiB faults: mm_mmap() an anonymous RW region (no MADV_HUGEPAGE) and
  *       touch every 4 KiB page with a 1-byte cpu_write(); each fault
@@ -23,9 +23,30 @@
  * repetition maps a fresh region and unmaps it afterwards; the munmap()
  * itself is reported as its own row.
  *
+ * Fork of the same number of bytes (issue 3), with memcpy() beside it:
+ *
+ *   (c) fork, 4 KiB-mapped: a fresh mm with the region fully populated by
+ *       4 KiB pages (every page tagged: its first and last 8 bytes hold
+ *       values derived from its index), then mm_fork(); the child's entries
+ *       are copied and both sides write-protected, no page is copied.
+ *   (d) fork, THP-mapped: the same region with MADV_HUGEPAGE, checked to be
+ *       mapped by 2 MiB THPs only (smaps anon_huge_pages == size) before
+ *       every fork; a PMD stays a PMD in the child.
+ *
+ * Each rep times mm_fork() alone, then the child's mmput() on its own (the
+ * child never wrote: it drops its references, no page is freed), and, on a
+ * second freshly populated parent, mm_fork() plus one 8-byte cpu_write() by
+ * the child to every 4 KiB page (full copy-on-write: every page is copied;
+ * a THP's PMD is split in the child first, as in Linux).  The first timed rep
+ * also checks, untimed, that the child reads the parent's tags on every page,
+ * that both map the same PFNs, and that after the child's writes the child
+ * has its own pages with its new data while the parent still reads its own.
+ * Baseline: memcpy() of the same bytes between two host buffers that are
+ * already touched (MADV_NOHUGEPAGE beside (c), MADV_HUGEPAGE beside (d)).
+ *
  * Results are rows {name, bytes, faults, seconds[]} printed by one printer,
  * and comparisons {row, baseline} printed as ratios, so later benchmarks
- * (fork, migration) add rows without touching the printer.
+ * (migration, ...) add rows without touching the printer.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -516,6 +537,318 @@ static int run_host_warm(const char *group, const char *name, unsigned long size
 	return row;
 }
 
+/*
+ * memcpy between two host buffers that are already touched (both backed by
+ * THPs with @thp if the host has them, else by 4 KiB pages).
+ */
+static int run_host_memcpy(const char *group, const char *name, unsigned long size, bool thp,
+			   int reps)
+{
+	int row = row_add(group, name, size, 0, reps);
+	unsigned long map_len = size + HPAGE_PMD_SIZE;
+	unsigned long huge_before = host_anon_huge_bytes(), huge;
+	char *raw[2], *buf[2];
+
+	for (int i = 0; i < 2; i++) {
+		raw[i] = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+			      -1, 0);
+		if (raw[i] == MAP_FAILED) {
+			perror("mmap");
+			if (i)
+				munmap(raw[0], map_len);
+			return -1;
+		}
+		buf[i] = (char *)ALIGN((uintptr_t)raw[i], HPAGE_PMD_SIZE);
+		(void)madvise(buf[i], size, thp ? MADV_HUGEPAGE : MADV_NOHUGEPAGE);
+		memset(buf[i], i + 1, size);
+		clobber(buf[i]);
+	}
+	huge = host_anon_huge_bytes() - huge_before;
+	printf("  %-30s host AnonHugePages +%lu MiB for the two buffers\n", name, huge / MiB);
+	for (int rep = -1; rep < reps; rep++) {
+		double t0, t1;
+
+		buf[0][0] = (char)rep; /* the source changes between reps */
+		t0 = now();
+		memcpy(buf[1], buf[0], size);
+		clobber(buf[1]);
+		t1 = now();
+		if (rep >= 0)
+			row_record(row, t1 - t0);
+	}
+	CHECK(buf[1][0] == (char)(reps - 1) && buf[1][size - 1] == 1, "%s: the copy differs", name);
+	munmap(raw[0], map_len);
+	munmap(raw[1], map_len);
+	return row;
+}
+
+/* ------------------------------------------------------------------ */
+/* The uhmm fork benchmark                                             */
+/* ------------------------------------------------------------------ */
+
+struct fork_case {
+	const char *group;
+	const char *label;	/* prefix of the check lines */
+	const char *fork_name;	/* mm_fork() alone */
+	const char *mmput_name; /* the child's mmput(), no writes */
+	const char *cow_name;	/* mm_fork() + the child writes every page */
+	bool thp;
+};
+
+#define TAG_END_XOR 0x5a5a5a5a5a5a5a5aULL
+
+/* The parent's tag of page @page: its first 8 bytes; its last 8 are ^ TAG_END_XOR. */
+static uint64_t page_tag(unsigned long page)
+{
+	return 0x75686d6d00000000ULL | page; /* "uhmm" */
+}
+
+/*
+ * A fresh mm with an anonymous RW region of @size (MADV_HUGEPAGE if @thp),
+ * every 4 KiB page populated and tagged.  Return: the mm, or NULL (printed).
+ */
+static struct mm_struct *make_parent(struct uhmm_machine *machine, unsigned long size, bool thp,
+				     unsigned long *addrp)
+{
+	struct mm_struct *mm = mm_alloc(machine);
+	unsigned long addr;
+	long ret;
+
+	if (IS_ERR_OR_NULL(mm)) {
+		fprintf(stderr, "uhmm-bench: mm_alloc failed: %ld\n", PTR_ERR(mm));
+		return NULL;
+	}
+	ret = mm_mmap(mm, 0, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, NULL, 0);
+	if (ret < 0) {
+		fprintf(stderr, "uhmm-bench: mm_mmap(%lu) failed: %ld\n", size, ret);
+		mmput(mm);
+		return NULL;
+	}
+	addr = (unsigned long)ret;
+	ret = thp ? mm_madvise(mm, addr, size, MADV_HUGEPAGE) : 0;
+	if (ret) {
+		fprintf(stderr, "uhmm-bench: MADV_HUGEPAGE failed: %ld\n", ret);
+		mmput(mm);
+		return NULL;
+	}
+	for (unsigned long page = 0; page < size / PAGE_SIZE && !ret; page++) {
+		uint64_t head = page_tag(page), tail = head ^ TAG_END_XOR;
+		unsigned long base = addr + page * PAGE_SIZE;
+
+		ret = cpu_write(mm, base, &head, sizeof(head));
+		ret = ret ? ret
+			  : cpu_write(mm, base + PAGE_SIZE - sizeof(tail), &tail, sizeof(tail));
+	}
+	if (ret) {
+		fprintf(stderr, "uhmm-bench: populating the parent failed: %ld\n", ret);
+		mmput(mm);
+		return NULL;
+	}
+	*addrp = addr;
+	return mm;
+}
+
+/*
+ * Read the first and last 8 bytes of every page and count the pages that do
+ * not hold the parent's tags (@cow_written: the first 8 bytes hold the
+ * complement, what the child wrote).
+ */
+static unsigned long count_bad_pages(struct mm_struct *mm, unsigned long addr, unsigned long size,
+				     bool cow_written)
+{
+	unsigned long bad = 0;
+
+	for (unsigned long page = 0; page < size / PAGE_SIZE; page++) {
+		unsigned long base = addr + page * PAGE_SIZE;
+		uint64_t head = 0, tail = 0, want = page_tag(page);
+		int ret;
+
+		ret = cpu_read(mm, base, &head, sizeof(head));
+		ret = ret ? ret
+			  : cpu_read(mm, base + PAGE_SIZE - sizeof(tail), &tail, sizeof(tail));
+		if (ret || head != (cow_written ? ~want : want) || tail != (want ^ TAG_END_XOR))
+			bad++;
+	}
+	return bad;
+}
+
+/* smaps before a fork: every byte mapped, by THPs only (@thp) or by none. */
+static bool parent_as_expected(struct mm_struct *mm, unsigned long size, bool thp)
+{
+	struct mm_smaps sm;
+
+	memset(&sm, 0, sizeof(sm));
+	return mm_smaps_rollup(mm, &sm) == 0 && sm.rss == size && sm.anonymous == size &&
+	       sm.anon_huge_pages == (thp ? size : 0);
+}
+
+/*
+ * Compare the pagemap entries of parent and child at a few pages: after the
+ * fork both map the same PFN and neither maps it exclusively; after the
+ * child's COW writes (@cow) the PFNs differ and each side's is exclusive.
+ */
+static void check_sharing(struct mm_struct *parent, struct mm_struct *child, unsigned long addr,
+			  unsigned long size, bool cow, const char *name)
+{
+	unsigned long pages = size / PAGE_SIZE;
+	unsigned long sample[] = {0, 1, pages / 2, pages - 1};
+
+	for (size_t i = 0; i < sizeof(sample) / sizeof(sample[0]); i++) {
+		unsigned long va = addr + sample[i] * PAGE_SIZE;
+		uint64_t p = 0, c = 0;
+		int ret = mm_pagemap_read(parent, va, 1, &p);
+
+		ret = ret ? ret : mm_pagemap_read(child, va, 1, &c);
+		CHECK(ret == 0 && (p & PM_PRESENT) && (c & PM_PRESENT),
+		      "%s: page %lu: pagemap %d, parent %#llx, child %#llx", name, sample[i], ret,
+		      (unsigned long long)p, (unsigned long long)c);
+		if (!cow)
+			CHECK((p & PM_PFRAME_MASK) == (c & PM_PFRAME_MASK) &&
+				      !(p & PM_MMAP_EXCLUSIVE) && !(c & PM_MMAP_EXCLUSIVE),
+			      "%s: page %lu after fork: parent %#llx, child %#llx; want the same "
+			      "PFN, shared",
+			      name, sample[i], (unsigned long long)p, (unsigned long long)c);
+		else
+			CHECK((p & PM_PFRAME_MASK) != (c & PM_PFRAME_MASK) &&
+				      (p & PM_MMAP_EXCLUSIVE) && (c & PM_MMAP_EXCLUSIVE),
+			      "%s: page %lu after COW: parent %#llx, child %#llx; want distinct "
+			      "PFNs, each exclusive",
+			      name, sample[i], (unsigned long long)p, (unsigned long long)c);
+	}
+}
+
+/* Checks of the first timed rep, right after mm_fork() (untimed). */
+static void check_after_fork(const struct fork_case *c, struct mm_struct *parent,
+			     struct mm_struct *child, unsigned long addr, unsigned long size)
+{
+	char name[64];
+	unsigned long bad = count_bad_pages(child, addr, size, false);
+
+	snprintf(name, sizeof(name), "%s: child after fork", c->label);
+	CHECK(bad == 0, "%s: %lu of %lu pages do not read the parent's data", name, bad,
+	      size / PAGE_SIZE);
+	verify_mapping(child, addr, size, &(struct fault_case){.name = name, .thp = c->thp});
+	check_sharing(parent, child, addr, size, false, name);
+	printf("  %-30s reads the parent's data on %lu of %lu pages, same PFNs\n", name,
+	       size / PAGE_SIZE - bad, size / PAGE_SIZE);
+}
+
+/* Checks of the first timed rep, after the child's COW writes (untimed). */
+static void check_after_cow(const struct fork_case *c, struct mm_struct *parent,
+			    struct mm_struct *child, unsigned long addr, unsigned long size)
+{
+	char cname[64], pname[64];
+	unsigned long cbad = count_bad_pages(child, addr, size, true);
+	unsigned long pbad = count_bad_pages(parent, addr, size, false);
+
+	snprintf(cname, sizeof(cname), "%s: child after COW", c->label);
+	snprintf(pname, sizeof(pname), "%s: parent after COW", c->label);
+	CHECK(cbad == 0, "%s: %lu of %lu pages do not hold the child's writes", cname, cbad,
+	      size / PAGE_SIZE);
+	CHECK(pbad == 0, "%s: %lu of %lu pages changed under the child's writes", pname, pbad,
+	      size / PAGE_SIZE);
+	/* Every page of the child is now its own 4 KiB copy; the parent is as it was. */
+	verify_mapping(child, addr, size, &(struct fault_case){.name = cname, .thp = false});
+	verify_mapping(parent, addr, size, &(struct fault_case){.name = pname, .thp = c->thp});
+	check_sharing(parent, child, addr, size, true, cname);
+	printf("  %-30s child has its writes on %lu of %lu pages, parent unchanged on %lu\n", cname,
+	       size / PAGE_SIZE - cbad, size / PAGE_SIZE, size / PAGE_SIZE - pbad);
+}
+
+/* The child stores the complement of the parent's tag into every page. */
+static int cow_write_pages(struct mm_struct *mm, unsigned long addr, unsigned long size)
+{
+	for (unsigned long page = 0; page < size / PAGE_SIZE; page++) {
+		uint64_t v = ~page_tag(page);
+		int ret = cpu_write(mm, addr + page * PAGE_SIZE, &v, sizeof(v));
+
+		if (ret)
+			return ret;
+	}
+	return 0;
+}
+
+/*
+ * Returns the mm_fork() row; *@mmput_row and *@cow_row get the other two.
+ * Each rep forks two freshly populated parents: one for mm_fork() + the
+ * child's mmput(), one for mm_fork() + the child's COW writes.
+ */
+static int run_fork_case(struct uhmm_machine *machine, const struct fork_case *c,
+			 unsigned long size, int reps, int *mmput_row, int *cow_row)
+{
+	int row = row_add(c->group, c->fork_name, size, 0, reps);
+
+	*mmput_row = row_add(c->group, c->mmput_name, size, 0, reps);
+	*cow_row = row_add(c->group, c->cow_name, size, size / PAGE_SIZE, reps);
+	for (int rep = -1; rep < reps; rep++) {
+		struct mm_struct *parent, *child;
+		unsigned long addr;
+		double t0, t1, t2, t3;
+		char name[64];
+		int ret;
+
+		/* mm_fork() alone, then the child's mmput() alone. */
+		parent = make_parent(machine, size, c->thp, &addr);
+		if (!parent)
+			return -1;
+		CHECK(parent_as_expected(parent, size, c->thp),
+		      "%s: rep %d: parent not fully mapped by %s before the fork", c->label, rep,
+		      c->thp ? "THPs" : "4 KiB pages");
+		if (rep == 0) {
+			snprintf(name, sizeof(name), "%s: parent before fork", c->label);
+			verify_mapping(parent, addr, size,
+				       &(struct fault_case){.name = name, .thp = c->thp});
+		}
+		t0 = now();
+		child = mm_fork(parent);
+		t1 = now();
+		if (IS_ERR_OR_NULL(child)) {
+			fprintf(stderr, "uhmm-bench: %s: mm_fork failed: %ld\n", c->label,
+				PTR_ERR(child));
+			mmput(parent);
+			return -1;
+		}
+		if (rep == 0)
+			check_after_fork(c, parent, child, addr, size);
+		t2 = now();
+		mmput(child);
+		t3 = now();
+		mmput(parent);
+		if (rep >= 0) {
+			row_record(row, t1 - t0);
+			row_record(*mmput_row, t3 - t2);
+		}
+
+		/* mm_fork() + the child writes every page. */
+		parent = make_parent(machine, size, c->thp, &addr);
+		if (!parent)
+			return -1;
+		CHECK(parent_as_expected(parent, size, c->thp),
+		      "%s: rep %d: parent not fully mapped by %s before the fork", c->label, rep,
+		      c->thp ? "THPs" : "4 KiB pages");
+		t0 = now();
+		child = mm_fork(parent);
+		ret = IS_ERR_OR_NULL(child) ? -1 : cow_write_pages(child, addr, size);
+		t1 = now();
+		if (IS_ERR_OR_NULL(child) || ret) {
+			fprintf(stderr,
+				"uhmm-bench: %s: mm_fork or the child's writes failed: %ld\n",
+				c->label, IS_ERR_OR_NULL(child) ? PTR_ERR(child) : (long)ret);
+			if (!IS_ERR_OR_NULL(child))
+				mmput(child);
+			mmput(parent);
+			return -1;
+		}
+		if (rep == 0)
+			check_after_cow(c, parent, child, addr, size);
+		mmput(child);
+		mmput(parent);
+		if (rep >= 0)
+			row_record(*cow_row, t1 - t0);
+	}
+	return row;
+}
+
 /* ------------------------------------------------------------------ */
 /* main                                                                */
 /* ------------------------------------------------------------------ */
@@ -525,12 +858,14 @@ static void usage(FILE *out, const char *argv0)
 	fprintf(out,
 		"usage: %s [--size MiB] [--reps N] [--help]\n"
 		"\n"
-		"Page-fault throughput of uhmm against host memset() of the same bytes.\n"
+		"Page-fault and fork throughput of uhmm against host memset() and memcpy()\n"
+		"of the same bytes.\n"
 		"  --size MiB   working set per case, a multiple of 2 (default 256)\n"
 		"  --reps N     timed repetitions per case, after one warm-up (default 7)\n"
 		"  --help       this text\n"
 		"\n"
-		"The machine gets max(1 GiB, size + 64 MiB) of RAM, THP in madvise mode.\n"
+		"The machine gets max(1 GiB, 2 * size + 64 MiB) of RAM (a fork whose child\n"
+		"writes every page holds the region twice), THP in madvise mode.\n"
 		"Exit status: 0 on success, 1 if a correctness check failed, 2 on bad usage\n"
 		"or a setup error.\n",
 		argv0);
@@ -571,11 +906,28 @@ int main(int argc, char **argv)
 		.thp = true,
 		.fault_size = HPAGE_PMD_SIZE,
 	};
+	static const struct fork_case fork_4k = {
+		.group = "(c) fork, 4 KiB-mapped: populated anonymous RW region, no MADV_HUGEPAGE",
+		.label = "fork 4K",
+		.fork_name = "uhmm mm_fork (4K-mapped)",
+		.mmput_name = "uhmm child mmput (4K)",
+		.cow_name = "uhmm fork + full COW (4K)",
+		.thp = false,
+	};
+	static const struct fork_case fork_thp = {
+		.group = "(d) fork, THP-mapped: the same region with MADV_HUGEPAGE, all 2 MiB THPs",
+		.label = "fork THP",
+		.fork_name = "uhmm mm_fork (THP-mapped)",
+		.mmput_name = "uhmm child mmput (THP)",
+		.cow_name = "uhmm fork + full COW (THP)",
+		.thp = true,
+	};
 	unsigned long size_mib = 256, reps = 7;
 	struct uhmm_machine_config config;
 	struct uhmm_machine *machine;
 	char cpu[128], host_thp[128];
 	int a, a_first, a_warm, b, b_first, b_warm, opt;
+	int c, c_put, c_cow, c_copy, d, d_put, d_cow, d_copy;
 	double start = now();
 
 	while ((opt = getopt_long(argc, argv, "s:r:h", opts, NULL)) != -1) {
@@ -610,7 +962,8 @@ int main(int argc, char **argv)
 	unsigned long size = size_mib * MiB;
 
 	memset(&config, 0, sizeof(config));
-	config.ram_size = size + 64 * MiB > GiB ? ALIGN(size + 64 * MiB, HPAGE_PMD_SIZE) : GiB;
+	config.ram_size =
+		2 * size + 64 * MiB > GiB ? ALIGN(2 * size + 64 * MiB, HPAGE_PMD_SIZE) : GiB;
 	config.thp_enabled = THP_MADVISE;
 	machine = uhmm_machine_create(&config);
 	if (IS_ERR_OR_NULL(machine)) {
@@ -621,7 +974,7 @@ int main(int argc, char **argv)
 
 	cpu_model(cpu, sizeof(cpu));
 	read_line("/sys/kernel/mm/transparent_hugepage/enabled", host_thp, sizeof(host_thp));
-	printf("uhmm-bench: anonymous page-fault throughput\n");
+	printf("uhmm-bench: anonymous page-fault and fork throughput\n");
 	printf("  uhmm machine: %lu MiB RAM (%lu pages), THP madvise, huge zero page on, "
 	       "%lu pages free at start\n",
 	       config.ram_size / MiB, uhmm_totalram_pages(machine), uhmm_nr_free_pages(machine));
@@ -632,7 +985,10 @@ int main(int argc, char **argv)
 	       "  each rep: fresh mm + mm_mmap, timed touch loop, timed mm_munmap, mmput;\n"
 	       "  times from clock_gettime(CLOCK_MONOTONIC); GiB/s = bytes / time;\n"
 	       "  the machine's RAM is host memory: the warm-up rep makes the host back it, so\n"
-	       "  timed uhmm reps measure uhmm's own fault path (allocate, zero, map)\n",
+	       "  timed uhmm reps measure uhmm's own fault path (allocate, zero, map);\n"
+	       "  fork reps: a fresh parent with every page populated and tagged (untimed),\n"
+	       "  timed mm_fork, timed child mmput; then a second fresh parent, timed\n"
+	       "  mm_fork + one 8-byte child write per 4 KiB page (every page copied)\n",
 	       size_mib, size / PAGE_SIZE, size / HPAGE_PMD_SIZE, reps);
 	fflush(stdout);
 
@@ -645,7 +1001,14 @@ int main(int argc, char **argv)
 	b_first = run_host_first_touch(case_thp.group, "host memset, first touch (THP)", size, true,
 				       (int)reps);
 	b_warm = run_host_warm(case_thp.group, "host memset, already touched", size, (int)reps);
-	if (a < 0 || b < 0 || a_first < 0 || a_warm < 0 || b_first < 0 || b_warm < 0) {
+	c = run_fork_case(machine, &fork_4k, size, (int)reps, &c_put, &c_cow);
+	c_copy = run_host_memcpy(fork_4k.group, "host memcpy, already touched (4K)", size, false,
+				 (int)reps);
+	d = run_fork_case(machine, &fork_thp, size, (int)reps, &d_put, &d_cow);
+	d_copy = run_host_memcpy(fork_thp.group, "host memcpy, already touched (THP)", size, true,
+				 (int)reps);
+	if (a < 0 || b < 0 || a_first < 0 || a_warm < 0 || b_first < 0 || b_warm < 0 || c < 0 ||
+	    c_copy < 0 || d < 0 || d_copy < 0) {
 		uhmm_machine_destroy(machine);
 		return 2;
 	}
@@ -654,6 +1017,12 @@ int main(int argc, char **argv)
 	cmp_add(b, b_first);
 	cmp_add(b, b_warm);
 	cmp_add(a, b);
+	cmp_add(c, c_copy);
+	cmp_add(d, d_copy);
+	cmp_add(c_cow, c_copy);
+	cmp_add(d_cow, d_copy);
+	cmp_add(c, d);
+	cmp_add(c_cow, d_cow);
 
 	CHECK(uhmm_nr_free_pages(machine) + uhmm_nr_reserved_pages(machine) ==
 		      uhmm_totalram_pages(machine),
