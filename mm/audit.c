@@ -7,15 +7,23 @@
  * leaves that map its folio.  What it then demands:
  *   - free pages (in the buddy lists) are mapped by nothing;
  *   - a folio's refcount equals its mappings (one per PTE, one per PMD)
- *     plus its pins (GUP_PIN_COUNTING_BIAS each for a small folio, one
- *     each, counted in _pincount, for a large one); its per-page, entire
- *     and large mapcounts equal what maps it; a folio that nothing maps or
+ *     plus one if it is in a page cache, plus its pins
+ *     (GUP_PIN_COUNTING_BIAS each for a small folio, one each, counted in
+ *     _pincount, for a large one); its per-page, entire and large
+ *     mapcounts equal what maps it; a folio that nothing maps, caches or
  *     pins is not allocated (a leak);
  *   - each mapped anonymous page's mapping and index agree with the VMA
  *     and address that map it; a writable private PTE maps an exclusive page;
+ *   - each mapped page-cache page belongs to the file the VMA maps, at the
+ *     VMA's offset for the address; a private VMA maps it read-only;
  *   - each mm's VMAs are sorted, aligned and disjoint, every entry lies in a
- *     VMA, MM_ANONPAGES and pgtables_bytes match what its tables hold, and
- *     each PMD leaf has a deposited PTE table;
+ *     VMA, the RSS counters (anon, file, shmem; no swap entries yet) and
+ *     pgtables_bytes match what its tables hold, and each PMD leaf has a
+ *     deposited PTE table; every file VMA is on its file's i_mmap and holds
+ *     a file reference, and nothing else is on an i_mmap;
+ *   - every cached folio sits at the index of its slot in the page cache
+ *     of its ->mapping, is order 0, below i_size, swap-backed exactly when
+ *     the file is shmem, and the cache counts its folios (nrpages);
  *   - the zero page is reserved and mapped read-only; the huge zero folio is
  *     referenced once per mm that used it.
  */
@@ -33,12 +41,14 @@ struct audit {
 	uint8_t *state;   /* AUDIT_FREE / AUDIT_USED per page */
 	int32_t *pte_maps;/* PTEs mapping each page */
 	int32_t *pmd_maps;/* PMD leaves mapping each folio (at its head) */
+	uint8_t *cached;  /* the page is a folio in some page cache */
 	uint8_t *table;   /* the page is a page table */
 	/* per mm being walked */
 	struct mm_struct *mm;
-	long anon_pages;
+	long rss[NR_MM_COUNTERS];
 	long tables;
 	int huge_zero_mms;
+	unsigned long file_vmas; /* VMAs with a file, over every mm */
 };
 
 static void __attribute__((format(printf, 2, 3))) violation(struct audit *a, const char *fmt, ...)
@@ -116,6 +126,27 @@ static void audit_anon_rmap(struct audit *a, struct vm_area_struct *vma, unsigne
 			  (void *)a->mm, addr);
 }
 
+/* Check a page-cache page mapped at @addr by @vma: the VMA's file, its offset. */
+static void audit_file_rmap(struct audit *a, struct vm_area_struct *vma, unsigned long addr,
+			    struct page *page, bool writable)
+{
+	struct folio *folio = page_folio(page);
+	struct address_space *mapping = folio->mapping;
+	unsigned long index = folio->index + (unsigned long)(page - folio_head(folio));
+
+	if (!vma->vm_file || mapping != vma->vm_file->f_mapping) {
+		violation(a, "mm %p addr %#lx: pfn %#lx (mapping %p) is not a page of the file the "
+			  "VMA maps", (void *)a->mm, addr, page_to_pfn(page), (void *)mapping);
+		return;
+	}
+	if (index != linear_page_index(vma, addr))
+		violation(a, "mm %p addr %#lx: page-cache index %#lx, VMA says %#lx", (void *)a->mm,
+			  addr, index, linear_page_index(vma, addr));
+	if (writable && !(vma->vm_flags & VM_SHARED))
+		violation(a, "mm %p addr %#lx: a private VMA maps a page-cache page writable",
+			  (void *)a->mm, addr);
+}
+
 static void audit_pte(struct audit *a, struct vm_area_struct *vma, unsigned long addr, pte_t pte)
 {
 	unsigned long pfn;
@@ -138,9 +169,11 @@ static void audit_pte(struct audit *a, struct vm_area_struct *vma, unsigned long
 		return;
 	}
 	a->pte_maps[idx]++;
+	a->rss[mm_counter(page_folio(pfn_to_page(pfn)))]++;
 	if (folio_test_anon(page_folio(pfn_to_page(pfn))))
-		a->anon_pages++;
-	audit_anon_rmap(a, vma, addr, pfn_to_page(pfn), pte_write(pte));
+		audit_anon_rmap(a, vma, addr, pfn_to_page(pfn), pte_write(pte));
+	else
+		audit_file_rmap(a, vma, addr, pfn_to_page(pfn), pte_write(pte));
 }
 
 static void audit_pmd_leaf(struct audit *a, struct vm_area_struct *vma, unsigned long addr,
@@ -167,8 +200,10 @@ static void audit_pmd_leaf(struct audit *a, struct vm_area_struct *vma, unsigned
 		return;
 	}
 	a->pmd_maps[idx]++;
-	if (folio_test_anon(folio))
-		a->anon_pages += HPAGE_PMD_NR;
+	a->rss[mm_counter(folio)] += HPAGE_PMD_NR;
+	if (!folio_test_anon(folio))
+		violation(a, "mm %p addr %#lx: a PMD maps a page-cache folio (no file THP exists)",
+			  (void *)a->mm, addr);
 	audit_anon_rmap(a, vma, addr, folio_head(folio), pmd_write(pmd));
 }
 
@@ -236,12 +271,43 @@ static void audit_pmd_table(struct audit *a, uint64_t *table, unsigned long base
 			  (void *)a->mm, base, leaves, deposited);
 }
 
+/* A VMA and the file it maps: a reference, vm_ops, and a place on i_mmap. */
+static void audit_vma_file(struct audit *a, struct vm_area_struct *vma)
+{
+	struct address_space *mapping;
+	struct vm_area_struct *v;
+	bool found = false;
+
+	if (!vma->vm_file) {
+		if (vma->vm_ops || !list_empty(&vma->shared))
+			violation(a, "mm %p: anonymous VMA %#lx has vm_ops or an i_mmap link",
+				  (void *)a->mm, vma->vm_start);
+		return;
+	}
+	a->file_vmas++;
+	mapping = vma->vm_file->f_mapping;
+	if (!vma->vm_ops || atomic_load(&vma->vm_file->f_count) < 1)
+		violation(a, "mm %p: file VMA %#lx without vm_ops or file reference", (void *)a->mm,
+			  vma->vm_start);
+	i_mmap_lock_read(mapping);
+	list_for_each_entry(v, &mapping->i_mmap, shared)
+		if (v == vma) {
+			found = true;
+			break;
+		}
+	i_mmap_unlock_read(mapping);
+	if (!found)
+		violation(a, "mm %p: file VMA %#lx is not on its file's i_mmap", (void *)a->mm,
+			  vma->vm_start);
+}
+
 static void audit_mm(struct audit *a, struct mm_struct *mm)
 {
+	unsigned long file_vmas = mm->nr_file_vmas, file_vmas_before = a->file_vmas;
 	long want_tables;
 
 	a->mm = mm;
-	a->anon_pages = 0;
+	memset(a->rss, 0, sizeof(a->rss));
 	a->tables = 0;
 	for (size_t i = 0; i < mm->mm_mt.nr; i++) {
 		struct vm_area_struct *vma = mm->mm_mt.vmas[i];
@@ -262,7 +328,11 @@ static void audit_mm(struct audit *a, struct mm_struct *mm)
 			if (avc->vma != vma || list_empty(&avc->same_anon_vma))
 				violation(a, "mm %p: VMA %#lx has a broken anon_vma_chain", (void *)mm,
 					  vma->vm_start);
+		audit_vma_file(a, vma);
 	}
+	if (file_vmas != a->file_vmas - file_vmas_before)
+		violation(a, "mm %p: nr_file_vmas is %lu, %lu VMAs map files", (void *)mm,
+			  file_vmas, a->file_vmas - file_vmas_before);
 	if (!mm->pgd) {
 		violation(a, "mm %p: no PGD", (void *)mm);
 		return;
@@ -280,9 +350,16 @@ static void audit_mm(struct audit *a, struct mm_struct *mm)
 				audit_pmd_table(a, pt_entry_table(mm, pud[u]),
 						(g << PGDIR_SHIFT) | (u << PUD_SHIFT));
 	}
-	if (a->anon_pages != atomic_load(&mm->rss_stat[MM_ANONPAGES]))
-		violation(a, "mm %p: MM_ANONPAGES is %ld, tables map %ld anon pages", (void *)mm,
-			  atomic_load(&mm->rss_stat[MM_ANONPAGES]), a->anon_pages);
+	for (int i = 0; i < NR_MM_COUNTERS; i++) {
+		static const char *const names[NR_MM_COUNTERS] = {
+			[MM_FILEPAGES] = "MM_FILEPAGES", [MM_ANONPAGES] = "MM_ANONPAGES",
+			[MM_SWAPENTS] = "MM_SWAPENTS", [MM_SHMEMPAGES] = "MM_SHMEMPAGES",
+		};
+
+		if (a->rss[i] != atomic_load(&mm->rss_stat[i]))
+			violation(a, "mm %p: %s is %ld, tables map %ld such pages", (void *)mm,
+				  names[i], atomic_load(&mm->rss_stat[i]), a->rss[i]);
+	}
 	want_tables = atomic_load(&mm->pgtables_bytes) / (long)PAGE_SIZE;
 	if (a->tables != want_tables)
 		violation(a, "mm %p: pgtables_bytes counts %ld tables, %ld found", (void *)mm,
@@ -299,6 +376,7 @@ static unsigned long audit_folio(struct audit *a, long idx)
 	unsigned long nr = folio_nr_pages(folio);
 	long pte_sum = 0, pages_mapped = 0, extra, pins;
 	int pmds = a->pmd_maps[idx];
+	int cached = a->cached[idx];
 	int refs = folio_ref_count(folio);
 
 	if ((unsigned long)idx + nr > a->machine->nr_pages) {
@@ -341,22 +419,85 @@ static unsigned long audit_folio(struct audit *a, long idx)
 	 * each with _pincount for a large folio, GUP_PIN_COUNTING_BIAS each
 	 * for a small one.  A pinned folio may be mapped by nothing.
 	 */
-	extra = refs - (pte_sum + pmds);
+	extra = refs - (pte_sum + pmds + cached);
 	if (folio_test_large(folio))
 		pins = atomic_load(&folio->_pincount);
 	else
 		pins = extra >= 0 ? extra / (long)GUP_PIN_COUNTING_BIAS : 0;
-	if (pte_sum + pmds == 0 && pins == 0)
+	if (!cached && folio->mapping && !folio_test_anon(folio))
+		violation(a, "folio %#lx points to page cache %p, which does not hold it",
+			  folio_pfn(folio), folio->mapping);
+	if (pte_sum + pmds == 0 && pins == 0 && !cached)
 		violation(a, "folio %#lx (order %u, refcount %d, flags %#lx) is allocated but "
-			  "nothing maps or pins it: leaked", folio_pfn(folio), folio_order(folio),
-			  refs, folio->flags);
+			  "nothing maps, caches or pins it: leaked", folio_pfn(folio),
+			  folio_order(folio), refs, folio->flags);
 	else if (folio_test_large(folio) ? extra != pins
 					 : extra < 0 || extra % (long)GUP_PIN_COUNTING_BIAS)
-		violation(a, "folio %#lx (order %u): refcount %d but %ld mappings and %ld pins "
-			  "(pincount %d) hold references", folio_pfn(folio), folio_order(folio),
-			  refs, pte_sum + pmds, pins,
+		violation(a, "folio %#lx (order %u): refcount %d but %ld mappings, %d page-cache "
+			  "and %ld pins (pincount %d) hold references", folio_pfn(folio),
+			  folio_order(folio), refs, pte_sum + pmds, cached, pins,
 			  folio_test_large(folio) ? atomic_load(&folio->_pincount) : 0);
 	return nr;
+}
+
+/* One inode: its page cache (index, folios, counts) and its i_mmap list. */
+static void audit_inode(struct audit *a, struct inode *inode, unsigned long *mmap_vmas)
+{
+	struct address_space *mapping = &inode->i_data;
+	unsigned long index = 0, nr = 0, size_pages = i_size_pages(inode);
+	struct vm_area_struct *vma;
+	unsigned long on_list = 0;
+	struct folio *folio;
+
+	if (atomic_load(&inode->i_count) < 1 || mapping->host != inode ||
+	    mapping->machine != a->machine)
+		violation(a, "inode %lu (%s): bad count %d or mapping", inode->i_ino, inode->i_name,
+			  atomic_load(&inode->i_count));
+	pthread_mutex_lock(&mapping->i_pages_lock);
+	while ((folio = page_tree_next(&mapping->i_pages, &index))) {
+		long idx = page_idx(a, folio_pfn(folio));
+
+		nr++;
+		if (idx < 0 || folio->mapping != mapping || folio->index != index ||
+		    folio_test_large(folio) || PageTail(folio_head(folio))) {
+			violation(a, "inode %lu index %#lx: folio %#lx has mapping %p index %#lx "
+				  "order %u", inode->i_ino, index, folio_pfn(folio),
+				  (void *)folio->mapping, folio->index, folio_order(folio));
+		} else {
+			if (a->cached[idx]++)
+				violation(a, "folio %#lx is cached twice", folio_pfn(folio));
+			if (a->state[idx] == AUDIT_FREE)
+				violation(a, "inode %lu index %#lx: folio %#lx is free", inode->i_ino,
+					  index, folio_pfn(folio));
+		}
+		if (index >= size_pages)
+			violation(a, "inode %lu: folio %#lx cached at index %#lx, past i_size %lld",
+				  inode->i_ino, folio_pfn(folio), index,
+				  (long long)i_size_read(inode));
+		if (folio_test_swapbacked(folio) != inode_is_shmem(inode))
+			violation(a, "inode %lu: folio %#lx swapbacked %d on a %s file", inode->i_ino,
+				  folio_pfn(folio), folio_test_swapbacked(folio),
+				  inode_is_shmem(inode) ? "shmem" : "non-shmem");
+		if (index == ~0UL)
+			break;
+		index++;
+	}
+	if (nr != atomic_load(&mapping->nrpages))
+		violation(a, "inode %lu: nrpages %lu but %lu folios cached", inode->i_ino,
+			  atomic_load(&mapping->nrpages), nr);
+	pthread_mutex_unlock(&mapping->i_pages_lock);
+	i_mmap_lock_read(mapping);
+	list_for_each_entry(vma, &mapping->i_mmap, shared) {
+		on_list++;
+		if (!vma->vm_file || vma->vm_file->f_mapping != mapping)
+			violation(a, "inode %lu: VMA %#lx on its i_mmap maps another file",
+				  inode->i_ino, vma->vm_start);
+	}
+	if (on_list != mapping->nr_mmap)
+		violation(a, "inode %lu: nr_mmap %lu but %lu VMAs on i_mmap", inode->i_ino,
+			  mapping->nr_mmap, on_list);
+	i_mmap_unlock_read(mapping);
+	*mmap_vmas += on_list;
 }
 
 int uhmm_audit(struct uhmm_machine *machine, FILE *report)
@@ -369,7 +510,8 @@ int uhmm_audit(struct uhmm_machine *machine, FILE *report)
 	a.table = calloc(nr, 1);
 	a.pte_maps = calloc(nr, sizeof(*a.pte_maps));
 	a.pmd_maps = calloc(nr, sizeof(*a.pmd_maps));
-	if (!a.state || !a.table || !a.pte_maps || !a.pmd_maps) {
+	a.cached = calloc(nr, 1);
+	if (!a.state || !a.table || !a.pte_maps || !a.pmd_maps || !a.cached) {
 		violation(&a, "out of host memory for the audit");
 		goto out;
 	}
@@ -382,6 +524,24 @@ int uhmm_audit(struct uhmm_machine *machine, FILE *report)
 		pthread_rwlock_unlock(&mm->mmap_lock);
 	}
 	pthread_mutex_unlock(&machine->mms_lock);
+
+	pthread_mutex_lock(&machine->inodes_lock);
+	{
+		unsigned long mmap_vmas = 0;
+		int inodes = 0;
+		struct inode *inode;
+
+		list_for_each_entry(inode, &machine->inodes, i_sb_list) {
+			audit_inode(&a, inode, &mmap_vmas);
+			inodes++;
+		}
+		if (inodes != machine->nr_inodes)
+			violation(&a, "nr_inodes is %d, %d inodes listed", machine->nr_inodes, inodes);
+		if (mmap_vmas != a.file_vmas)
+			violation(&a, "%lu VMAs on files' i_mmap lists, %lu file VMAs in the mms",
+				  mmap_vmas, a.file_vmas);
+	}
+	pthread_mutex_unlock(&machine->inodes_lock);
 
 	pthread_mutex_lock(&machine->huge_zero_lock);
 	if (machine->huge_zero_folio) {
@@ -438,5 +598,6 @@ out:
 	free(a.table);
 	free(a.pte_maps);
 	free(a.pmd_maps);
+	free(a.cached);
 	return a.violations;
 }

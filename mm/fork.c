@@ -3,8 +3,12 @@
  * mm/fork.c - mm_fork(): dup_mmap() and copy_page_range().
  *
  * The child gets a copy of every VMA (but VM_DONTCOPY ones; VM_WIPEONFORK
- * ones come up empty) linked into the anon_vma tree, and a copy of every
- * page-table entry of VMAs that have anonymous pages.  Private anonymous
+ * ones come up empty) linked into the anon_vma tree and, for a file or
+ * shmem VMA, onto the file's i_mmap with a reference on the file; and a
+ * copy of every page-table entry of VMAs that have anonymous pages.  Shared
+ * VMAs have none, so the child faults their page-cache pages in again (it
+ * sees the same pages); private file VMAs that have COWed pages are copied
+ * whole: page-cache pages stay mapped read-only on both sides.  Private anonymous
  * pages and THPs become shared copy-on-write: both sides' entries are
  * write-protected, the pages lose PG_anon_exclusive, refcount and mapcount
  * grow by the child's mapping.  A PMD stays a PMD.  Anonymous pages that
@@ -20,12 +24,6 @@
 
 #include "internal.h"
 #include "uhmm/gup.h"
-
-/* is_cow_mapping(): private and possibly writable. */
-static bool is_cow_mapping(unsigned long vm_flags)
-{
-	return (vm_flags & (VM_SHARED | VM_MAYWRITE)) == VM_MAYWRITE;
-}
 
 /*
  * copy_present_page() - the child gets its own copy of @page (an exclusive
@@ -94,9 +92,14 @@ static int copy_pte_range(struct vm_area_struct *dst_vma, struct vm_area_struct 
 			continue;
 		}
 		folio_get(folio);
-		folio_add_anon_rmap_ptes(folio, page, 1);
-		ClearPageAnonExclusive(page);
-		add_mm_counter(dst_mm, MM_ANONPAGES, 1);
+		if (folio_test_anon(folio)) {
+			folio_add_anon_rmap_ptes(folio, page, 1);
+			ClearPageAnonExclusive(page);
+		} else {
+			/* A page-cache page of a private file mapping: shared, read-only. */
+			folio_add_file_rmap_ptes(folio, page, 1);
+		}
+		add_mm_counter(dst_mm, mm_counter(folio), 1);
 		if (is_cow_mapping(src_vma->vm_flags) && pte_write(pte)) {
 			pte = pte_wrprotect(pte);
 			set_pte(src_pte, pte);
@@ -244,21 +247,24 @@ struct mm_struct *mm_fork(struct mm_struct *oldmm)
 		err = vma_tree_reserve(mm);
 		if (err)
 			break;
-		new = malloc(sizeof(*new));
+		new = vm_area_dup(vma);
 		if (!new) {
 			err = -ENOMEM;
 			break;
 		}
-		*new = *vma;
 		new->vm_mm = mm;
-		new->anon_vma = NULL;
-		INIT_LIST_HEAD(&new->anon_vma_chain);
 		if (!(vma->vm_flags & VM_WIPEONFORK) && anon_vma_fork(new, vma)) {
-			free(new);
+			vm_area_free(new);
 			err = -ENOMEM;
 			break;
 		}
 		vma_tree_insert_at(mm, mm->mm_mt.nr, new);
+		/*
+		 * Just after the parent's VMA on the file's i_mmap, before the
+		 * entries are copied: a truncate walking i_mmap zaps the parent
+		 * first, so an entry the copy takes from it is met in the child.
+		 */
+		vma_link_file(new, vma);
 		if (!(vma->vm_flags & VM_WIPEONFORK))
 			err = copy_page_range(new, vma);
 	}

@@ -100,17 +100,23 @@ static void gup_put_folio(struct folio *folio, int refs, unsigned int flags)
 }
 
 /*
- * gup_must_unshare() - must a FOLL_PIN read of @page break its sharing
- * first?  A pinned anonymous page must stay the page the mm maps; one that
- * is not PageAnonExclusive may be replaced by the next write fault (COW),
- * leaving the pin on a stale copy.  Write pins never get here with a
- * shared page: a writable private entry maps an exclusive page.
+ * gup_must_unshare() - must a FOLL_PIN read of @page in @vma break its
+ * sharing first?  A pinned anonymous page must stay the page the mm maps;
+ * one that is not PageAnonExclusive may be replaced by the next write fault
+ * (COW), leaving the pin on a stale copy.  Write pins never get here with a
+ * shared page: a writable private entry maps an exclusive page.  A
+ * page-cache page in a private (COW) mapping is unshared only for a
+ * FOLL_LONGTERM pin, as Linux does: a short-term read pin need not follow
+ * later writes.
  */
-static bool gup_must_unshare(unsigned int flags, struct folio *folio, struct page *page)
+static bool gup_must_unshare(const struct vm_area_struct *vma, unsigned int flags,
+			     struct folio *folio, struct page *page)
 {
 	if ((flags & (FOLL_PIN | FOLL_WRITE)) != FOLL_PIN)
 		return false;
-	return folio_test_anon(folio) && !PageAnonExclusive(page);
+	if (!folio_test_anon(folio))
+		return (flags & FOLL_LONGTERM) && is_cow_mapping(vma->vm_flags);
+	return !PageAnonExclusive(page);
 }
 
 /* FOLL_TOUCH for a PTE-mapped page: a write GUP will dirty the folio. */
@@ -186,7 +192,7 @@ static long gup_follow_pmd(struct gup_walk *w, pmd_t *pmd, unsigned long addr, u
 		return (long)nr;
 	}
 	folio = page_folio(page);
-	if (gup_must_unshare(w->flags, folio, page) && (w->vma->vm_flags & VM_WRITE)) {
+	if (gup_must_unshare(w->vma, w->flags, folio, page) && (w->vma->vm_flags & VM_WRITE)) {
 		spin_unlock(ptl);
 		return gup_want_fault(w, FAULT_FLAG_WRITE);
 	}
@@ -257,7 +263,7 @@ static long gup_follow_ptes(struct gup_walk *w, pmd_t *pmd, unsigned long addr, 
 		}
 		page = pfn_to_page(pfn);
 		folio = page_folio(page);
-		if (gup_must_unshare(w->flags, folio, page) && (w->vma->vm_flags & VM_WRITE)) {
+		if (gup_must_unshare(w->vma, w->flags, folio, page) && (w->vma->vm_flags & VM_WRITE)) {
 			err = gup_want_fault(w, FAULT_FLAG_WRITE);
 			break;
 		}

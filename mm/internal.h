@@ -8,6 +8,21 @@
  *   the PMD table's ptl)  ->  machine->zone_lock
  * mm->page_table_lock (PGD/PUD population) nests inside mmap_lock and is
  * never held with a split page-table lock.
+ *
+ * Files add, as in Linux's mm/rmap.c:
+ *   inode->i_rwsem  ->  folio lock  ->  mapping->i_mmap_rwsem  ->
+ *   anon_vma rwsem  ->  page-table lock
+ *   mm->mmap_lock  ->  mapping->i_mmap_rwsem (VMA link, unlink, resize)
+ *   folio lock  ->  mapping->i_pages_lock (page-cache index; a leaf apart
+ *   from malloc and the zone lock)
+ *   machine->mms_lock / machine->inodes_lock  ->  the locks above (audit)
+ * i_rwsem and mmap_lock are never held together (MADV_REMOVE drops
+ * mmap_lock before it punches the hole, as Linux's madvise_remove() does).
+ * A reverse-map walk of a file (unmap_mapping_range()) zaps page tables
+ * under i_mmap_rwsem alone, without the mms' mmap_locks: it relies on VMA
+ * bounds changing only under i_mmap_rwsem held for writing, on VMAs being
+ * unlinked from i_mmap before their page tables are freed, and on
+ * free_pgtables() never freeing a table that covers part of a file VMA.
  */
 #ifndef UHMM_MM_INTERNAL_H
 #define UHMM_MM_INTERNAL_H
@@ -16,17 +31,21 @@
 #include <stdio.h>
 
 #include "uhmm/mm.h"
+#include "uhmm/fs.h"
 
 /* ------------------------------------------------------------------ */
 /* The machine (page_alloc.c)                                          */
 /* ------------------------------------------------------------------ */
 
 /**
- * struct uhmm_machine - system RAM, its allocator and its address spaces.
+ * struct uhmm_machine - system RAM, its allocator, its address spaces and
+ * its files.
  * @ram: the bytes of system RAM (reserved with MAP_NORESERVE).
  * @start_pfn/@nr_pages: the machine's PFN range.
  * @zone_lock: protects @free_area and @nr_free.
  * @mms_lock: protects @mms, the list of live mm_structs.
+ * @inodes_lock: protects @inodes, the list of live inodes (files and the
+ *               shmem objects of shared anonymous mappings).
  */
 struct uhmm_machine {
 	char *ram;
@@ -56,6 +75,11 @@ struct uhmm_machine {
 	pthread_mutex_t mms_lock;
 	struct list_head mms;
 	int nr_mms;
+
+	pthread_mutex_t inodes_lock; /* protects @inodes, @nr_inodes, @last_ino */
+	struct list_head inodes;     /* every live inode (inode->i_sb_list) */
+	int nr_inodes;
+	unsigned long last_ino;
 };
 
 /* ------------------------------------------------------------------ */
@@ -144,11 +168,6 @@ pthread_mutex_t *pmd_lockptr(struct mm_struct *mm, pmd_t *pmd);
 pthread_mutex_t *pmd_lock(struct mm_struct *mm, pmd_t *pmd);
 static inline void spin_unlock(pthread_mutex_t *ptl) { pthread_mutex_unlock(ptl); }
 /**
- * free_pgtables() - free every PTE, PMD and PUD table that covers part of
- * [@start, @end) and has no entry left.  Needs mmap_lock for writing.
- */
-void free_pgtables(struct mm_struct *mm, unsigned long start, unsigned long end);
-/**
  * pgtable_trans_huge_deposit() - keep @pgtable (a PTE table) with the PMD
  * leaf at @pmd, so that splitting that PMD later needs no allocation.
  * Needs the PMD's ptl.
@@ -156,6 +175,16 @@ void free_pgtables(struct mm_struct *mm, unsigned long start, unsigned long end)
 void pgtable_trans_huge_deposit(struct mm_struct *mm, pmd_t *pmd, uint64_t *pgtable);
 /** pgtable_trans_huge_withdraw() - take back a deposited PTE table. Needs the PMD's ptl. */
 uint64_t *pgtable_trans_huge_withdraw(struct mm_struct *mm, pmd_t *pmd);
+/**
+ * free_pgtables() - free every PTE, PMD and PUD table that covers part of
+ * [@start, @end), has no entry left and lies wholly inside [@floor,
+ * @ceiling) (@ceiling 0: no upper limit).  The callers pass the bounds of
+ * the nearest file VMAs, whose tables a file's reverse-map walk may be
+ * reading without this mm's mmap_lock (Linux's floor/ceiling).
+ * Needs mmap_lock for writing; the range's VMAs are already unlinked.
+ */
+void free_pgtables(struct mm_struct *mm, unsigned long start, unsigned long end,
+		   unsigned long floor, unsigned long ceiling);
 /** free_all_pgtables() - exit_mmap: free the whole tree including the PGD. */
 void free_all_pgtables(struct mm_struct *mm);
 
@@ -194,9 +223,65 @@ int vma_tree_reserve(struct mm_struct *mm);
 void vma_tree_insert_at(struct mm_struct *mm, size_t i, struct vm_area_struct *vma);
 void vma_tree_remove_at(struct mm_struct *mm, size_t i);
 void vm_area_free(struct vm_area_struct *vma);
-/** get_unmapped_area() - where a new mapping of @len goes (@flags: MAP_FIXED). Return: address or -ENOMEM. */
-long get_unmapped_area(struct mm_struct *mm, unsigned long addr, unsigned long len,
-		       unsigned long flags);
+/**
+ * vm_area_dup() - a copy of @orig for split, fork and mremap: the same
+ * fields and a new reference on its file, but no anon_vma links, no
+ * anon_vma and not yet on the file's i_mmap (see vma_link_file()).
+ * Return: the copy, or NULL on -ENOMEM.
+ */
+struct vm_area_struct *vm_area_dup(struct vm_area_struct *orig);
+/**
+ * vma_link_file() - put @vma on its file's i_mmap, just after @after (a VMA
+ * of the same file, or NULL for the end), so that a reverse-map walk meets
+ * a fork child after its parent.  Takes i_mmap_rwsem for writing; needs
+ * @vma's mmap_lock for writing.  No-op for a VMA without a file.
+ */
+void vma_link_file(struct vm_area_struct *vma, struct vm_area_struct *after);
+/** vma_mapping() - the page cache @vma maps, or NULL for an anonymous VMA. */
+static inline struct address_space *vma_mapping(const struct vm_area_struct *vma)
+{
+	return vma->vm_file ? vma->vm_file->f_mapping : NULL;
+}
+static inline void i_mmap_lock_write(struct address_space *mapping)
+{
+	pthread_rwlock_wrlock(&mapping->i_mmap_rwsem);
+}
+static inline void i_mmap_unlock_write(struct address_space *mapping)
+{
+	pthread_rwlock_unlock(&mapping->i_mmap_rwsem);
+}
+static inline void i_mmap_lock_read(struct address_space *mapping)
+{
+	pthread_rwlock_rdlock(&mapping->i_mmap_rwsem);
+}
+static inline void i_mmap_unlock_read(struct address_space *mapping)
+{
+	pthread_rwlock_unlock(&mapping->i_mmap_rwsem);
+}
+/**
+ * vma_bounds_lock() / vma_bounds_unlock() - around a change of vm_start,
+ * vm_end or vm_pgoff of a VMA that may be on a file's i_mmap: that file's
+ * i_mmap_rwsem for writing (nothing for an anonymous VMA).
+ */
+static inline void vma_bounds_lock(struct vm_area_struct *vma)
+{
+	if (vma->vm_file)
+		i_mmap_lock_write(vma->vm_file->f_mapping);
+}
+static inline void vma_bounds_unlock(struct vm_area_struct *vma)
+{
+	if (vma->vm_file)
+		i_mmap_unlock_write(vma->vm_file->f_mapping);
+}
+/**
+ * get_unmapped_area() - where a new mapping of @len goes.
+ * @file: the file to map, or NULL.
+ * @flags: MAP_FIXED, MAP_SHARED: only private anonymous mappings without a
+ *         hint are THP aligned (shmem_enabled is "never").
+ * Return: the address or -ENOMEM.
+ */
+long get_unmapped_area(struct mm_struct *mm, struct file *file, unsigned long addr,
+		       unsigned long len, unsigned long flags);
 /** do_munmap_locked() - munmap [@start, @end). Return: 0 or -ENOMEM (a split failed). */
 int do_munmap_locked(struct mm_struct *mm, unsigned long start, unsigned long end);
 /**
@@ -221,6 +306,11 @@ int vma_modify_flags(struct mm_struct *mm, struct vm_area_struct *vma, unsigned 
 static inline unsigned long linear_page_index(const struct vm_area_struct *vma, unsigned long addr)
 {
 	return vma->vm_pgoff + ((addr - vma->vm_start) >> PAGE_SHIFT);
+}
+/** is_cow_mapping() - private and possibly writable: writes copy on write. */
+static inline bool is_cow_mapping(unsigned long vm_flags)
+{
+	return (vm_flags & (VM_SHARED | VM_MAYWRITE)) == VM_MAYWRITE;
 }
 /** vma_is_anonymous() - no file behind the VMA. */
 static inline bool vma_is_anonymous(const struct vm_area_struct *vma) { return !vma->vm_file && !vma->vm_ops; }
@@ -269,6 +359,26 @@ void rmap_walk_anon(struct folio *folio,
  * Needs mmap_lock (read is enough: tables are not freed).
  */
 void zap_page_range(struct vm_area_struct *vma, unsigned long start, unsigned long end);
+/**
+ * struct zap_details - what a file's reverse-map zap leaves alone.
+ * @single_folio: only zap entries that map this folio (or NULL: all).
+ * @even_cows: also zap anonymous (COWed) pages of private mappings.
+ */
+struct zap_details {
+	struct folio *single_folio;
+	bool even_cows;
+};
+/**
+ * unmap_mapping_range() - zap, in every VMA that maps @mapping, the pages
+ * of file pages [@first, @first + @nr) (@nr 0: to the end).  Holds
+ * i_mmap_rwsem for reading, no mmap_lock.
+ * @even_cows: also the private anonymous copies (truncate), not only the
+ *             page-cache pages (hole punch).
+ */
+void unmap_mapping_range(struct address_space *mapping, unsigned long first, unsigned long nr,
+			 bool even_cows);
+/** unmap_mapping_folio() - zap every mapping of a locked page-cache folio. */
+void unmap_mapping_folio(struct folio *folio);
 
 /* ------------------------------------------------------------------ */
 /* Faults (memory.c)                                                   */
@@ -294,6 +404,108 @@ vm_fault_t handle_mm_fault(struct vm_area_struct *vma, unsigned long addr, unsig
 /** vm_fault_to_errno() - -ENOMEM, -EFAULT, ... for a fault result. */
 int vm_fault_to_errno(vm_fault_t ret);
 
+/**
+ * struct vm_fault - a fault on a file VMA, as handed to vm_ops->fault.
+ * @vma: the VMA; mmap_lock held for reading.
+ * @address: the faulting address (page aligned).
+ * @pgoff: its page offset in the file.
+ * @flags: FAULT_FLAG_*.
+ * @folio: out: the page-cache folio of @pgoff, locked, with a reference
+ *         the caller owns.
+ */
+struct vm_fault {
+	struct vm_area_struct *vma;
+	unsigned long address;
+	unsigned long pgoff;
+	unsigned int flags;
+	struct folio *folio;
+};
+
+/**
+ * struct vm_operations_struct - what a file's VMAs do (a subset of Linux's).
+ * @name: for messages.
+ * @fault: find (or create) the folio behind vmf->pgoff.  Return: 0 with
+ *         vmf->folio set, VM_FAULT_SIGBUS past the end of the file,
+ *         VM_FAULT_OOM.
+ */
+struct vm_operations_struct {
+	const char *name;
+	vm_fault_t (*fault)(struct vm_fault *vmf);
+};
+
+/* ------------------------------------------------------------------ */
+/* Files and the page cache (filemap.c, shmem.c)                       */
+/* ------------------------------------------------------------------ */
+
+/* The most bytes one read or write moves (Linux's MAX_RW_COUNT). */
+#define MAX_RW_COUNT ((size_t)(0x7fffffff & PAGE_MASK))
+
+static inline loff_t i_size_read(const struct inode *inode)
+{
+	return atomic_load(&inode->i_size);
+}
+static inline void i_size_write(struct inode *inode, loff_t size)
+{
+	atomic_store(&inode->i_size, size);
+}
+/** i_size_pages() - pages that hold bytes below i_size (the first index past EOF). */
+static inline unsigned long i_size_pages(const struct inode *inode)
+{
+	return (unsigned long)((i_size_read(inode) + (loff_t)PAGE_SIZE - 1) >> PAGE_SHIFT);
+}
+static inline bool inode_is_shmem(const struct inode *inode) { return inode->i_flags & S_SHMEM; }
+
+/**
+ * page_tree_next() - the first folio of @tree at an index >= *@index, which
+ * is updated to its index.  The page-cache lock is held.
+ * Return: the folio, or NULL when there is none.
+ */
+struct folio *page_tree_next(const struct page_tree *tree, unsigned long *index);
+/** filemap_get_folio() - the cached folio at @index with a reference, or NULL. */
+struct folio *filemap_get_folio(struct address_space *mapping, unsigned long index);
+/**
+ * filemap_grab_folio() - the cached folio at @index with a reference,
+ * adding a zeroed one when there is none.  Takes the page-cache lock.
+ * Return: 0 with *@foliop set (not locked), or -ENOMEM.
+ */
+int filemap_grab_folio(struct address_space *mapping, unsigned long index, struct folio **foliop);
+/**
+ * filemap_remove_folio() - take a locked folio out of its page cache and
+ * drop the cache's reference (the caller keeps its own).  Its mapping
+ * becomes NULL, so a racing fault that locks it next walks again.
+ */
+void filemap_remove_folio(struct folio *folio);
+/**
+ * truncate_inode_pages_range() - drop the folios wholly inside [@lstart,
+ * @lend] (bytes, @lend inclusive) from the cache, unmapping any that are
+ * still mapped, and zero the parts of the partial pages at either end.
+ * Takes folio locks; the caller holds i_rwsem (or is the last user).
+ */
+void truncate_inode_pages_range(struct address_space *mapping, loff_t lstart, loff_t lend);
+/**
+ * truncate_pagecache() - after i_size shrank to @newsize: unmap everything
+ * past it (private copies too), drop it from the cache, unmap again.
+ * i_rwsem held.
+ */
+void truncate_pagecache(struct inode *inode, loff_t newsize);
+/** file_vm_ops() - the vm_operations_struct of a VMA mapping @file. */
+const struct vm_operations_struct *file_vm_ops(const struct file *file);
+/**
+ * shmem_zero_setup() - MAP_SHARED | MAP_ANONYMOUS: back @vma with a new
+ * internal shmem file of the VMA's size ("dev/zero"), vm_pgoff 0.
+ * Return: 0 or -ENOMEM.
+ */
+int shmem_zero_setup(struct vm_area_struct *vma);
+/**
+ * shmem_punch_hole() - fallocate(FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE)
+ * on @file: drop [@offset, @offset + @len) from the cache (mappings of it
+ * are zapped, private copies kept), zero partial pages.  Takes i_rwsem;
+ * the caller holds no mmap_lock.
+ * Return: 0, -EBADF (not open for writing), -EOPNOTSUPP (not shmem),
+ * -EINVAL (bad range).
+ */
+int shmem_punch_hole(struct file *file, loff_t offset, loff_t len);
+
 /* ------------------------------------------------------------------ */
 /* Reverse map and counters (rmap.c)                                   */
 /* ------------------------------------------------------------------ */
@@ -305,6 +517,26 @@ static inline void add_mm_counter(struct mm_struct *mm, int member, long value)
 /** folio_add_new_anon_rmap() - map a new anon folio: mapping, index, mapcounts, exclusive. */
 void folio_add_new_anon_rmap(struct folio *folio, struct vm_area_struct *vma, unsigned long addr,
 			     bool pmd_mapped);
+/** folio_add_file_rmap_ptes() - @nr more PTE mappings of a page-cache folio's pages from @page. */
+void folio_add_file_rmap_ptes(struct folio *folio, struct page *page, int nr);
+/** mm_counter_file() - the RSS counter of a page-cache folio: shmem or file. */
+static inline int mm_counter_file(const struct folio *folio)
+{
+	return folio_test_swapbacked(folio) ? MM_SHMEMPAGES : MM_FILEPAGES;
+}
+/** mm_counter() - the RSS counter a mapping of @folio is counted in. */
+static inline int mm_counter(const struct folio *folio)
+{
+	return folio_test_anon(folio) ? MM_ANONPAGES : mm_counter_file(folio);
+}
+/**
+ * rmap_walk_file() - call @rmap_one for every VMA on @folio's mapping's
+ * i_mmap that covers the folio's index (i_mmap_rwsem held for reading).
+ * @folio: a locked page-cache folio.
+ */
+void rmap_walk_file(struct folio *folio,
+		    bool (*rmap_one)(struct folio *, struct vm_area_struct *, unsigned long, void *),
+		    void *arg);
 /** folio_add_anon_rmap_ptes() - @nr more PTE mappings of pages starting at @page. */
 void folio_add_anon_rmap_ptes(struct folio *folio, struct page *page, int nr);
 /** folio_add_anon_rmap_pmd() - one more PMD mapping of @folio. */

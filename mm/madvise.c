@@ -211,6 +211,39 @@ static int madvise_populate(struct vm_area_struct *vma, unsigned long start, uns
 	return 0;
 }
 
+/* ---- MADV_REMOVE ---- */
+
+/*
+ * madvise_remove() - punch a hole in the file behind a shared writable
+ * mapping: fallocate(PUNCH_HOLE | KEEP_SIZE) on the file range
+ * [start, end) maps.  Like Linux, mmap_lock (held for reading) is dropped
+ * around the punch, which takes i_rwsem and the file's i_mmap_rwsem; the
+ * caller looks the VMAs up again afterwards.
+ * Return: 0, -EINVAL (locked VMA, no file), -EACCES (not shared and
+ * writable), -EOPNOTSUPP (the file cannot punch holes), -EBADF.
+ */
+static int madvise_remove(struct mm_struct *mm, struct vm_area_struct *vma, unsigned long start,
+			  unsigned long end)
+{
+	struct file *file = vma->vm_file;
+	loff_t offset;
+	int err;
+
+	if (vma->vm_flags & VM_LOCKED)
+		return -EINVAL;
+	if (!file)
+		return -EINVAL;
+	if ((vma->vm_flags & (VM_SHARED | VM_MAYWRITE)) != (VM_SHARED | VM_MAYWRITE))
+		return -EACCES; /* !vma_is_shared_maywrite() */
+	offset = (loff_t)(start - vma->vm_start) + ((loff_t)vma->vm_pgoff << PAGE_SHIFT);
+	get_file(file);
+	pthread_rwlock_unlock(&mm->mmap_lock);
+	err = shmem_punch_hole(file, offset, (loff_t)(end - start));
+	fput(file);
+	pthread_rwlock_rdlock(&mm->mmap_lock);
+	return err;
+}
+
 /* ---- one VMA ---- */
 
 static int madvise_vma(struct mm_struct *mm, struct vm_area_struct *vma, unsigned long start,
@@ -232,8 +265,7 @@ static int madvise_vma(struct mm_struct *mm, struct vm_area_struct *vma, unsigne
 		madvise_free_range(vma, start, end);
 		return 0;
 	case MADV_REMOVE:
-		/* Only shared file mappings can punch holes. */
-		return -EINVAL;
+		return madvise_remove(mm, vma, start, end);
 	case MADV_WILLNEED:
 	case MADV_COLD:
 	case MADV_PAGEOUT:

@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
  * mm/memory.c - page faults and unmapping: handle_mm_fault() and its
- * anonymous, zero-page and write-protect paths; zap_page_range().
+ * anonymous, zero-page, file and write-protect paths; zap_page_range() and
+ * the file reverse-map zap unmap_mapping_range().
  *
  * Faults run with mmap_lock held for reading.  A new page is allocated and
  * filled before the page-table lock is taken; under the lock the entry is
@@ -23,9 +24,26 @@ int vm_fault_to_errno(vm_fault_t ret)
 
 /* ---- unmapping ---- */
 
+/* What a zap walk carries: the VMA, and the filter of a file's reverse-map zap. */
+struct zap_walk {
+	struct vm_area_struct *vma;
+	const struct zap_details *details;
+};
+
+/* should_zap_folio(): does @details leave the entry mapping @folio alone? */
+static bool zap_skips(const struct zap_details *details, struct folio *folio)
+{
+	if (!details)
+		return false;
+	if (details->single_folio && folio != details->single_folio)
+		return true;
+	return !details->even_cows && folio_test_anon(folio);
+}
+
 /* Clear one PTE (its table's ptl held), dropping rmap, RSS and its reference. */
 static int zap_pte_entry(pte_t *pte, unsigned long addr, unsigned long next, struct mm_walk *walk)
 {
+	struct zap_walk *zw = walk->private;
 	struct mm_struct *mm = walk->mm;
 	pte_t entry = ptep_get(pte);
 	struct page *page;
@@ -34,6 +52,11 @@ static int zap_pte_entry(pte_t *pte, unsigned long addr, unsigned long next, str
 	(void)next;
 	if (pte_none(entry))
 		return 0;
+	if (zw->details) {
+		page = vm_normal_page(mm, entry);
+		if (!page || zap_skips(zw->details, page_folio(page)))
+			return 0; /* the zero page, or a page this zap keeps */
+	}
 	entry = ptep_get_and_clear(pte);
 	if (!pte_present(entry)) {
 		/* Swap, migration and device entries arrive with later subsystems. */
@@ -47,7 +70,7 @@ static int zap_pte_entry(pte_t *pte, unsigned long addr, unsigned long next, str
 	folio = page_folio(page);
 	if (pte_dirty(entry) && !folio_test_anon(folio))
 		folio_set_dirty(folio);
-	add_mm_counter(mm, MM_ANONPAGES, -1);
+	add_mm_counter(mm, mm_counter(folio), -1);
 	folio_remove_rmap_ptes(folio, page, 1);
 	folio_put(folio);
 	return 0;
@@ -56,7 +79,7 @@ static int zap_pte_entry(pte_t *pte, unsigned long addr, unsigned long next, str
 /* A PMD leaf inside the range goes whole; one that straddles its end is split first. */
 static int zap_pmd_entry(pmd_t *pmd, unsigned long addr, unsigned long next, struct mm_walk *walk)
 {
-	struct vm_area_struct *vma = walk->private;
+	struct vm_area_struct *vma = ((struct zap_walk *)walk->private)->vma;
 	pmd_t val = pmdp_get(pmd);
 
 	if (pmd_leaf(val)) {
@@ -80,14 +103,88 @@ static int zap_pmd_entry(pmd_t *pmd, unsigned long addr, unsigned long next, str
  * Clears every entry, dropping rmap, RSS and the folio references the
  * entries held; a PMD leaf only partly inside the range is split first.
  */
-void zap_page_range(struct vm_area_struct *vma, unsigned long start, unsigned long end)
+static void zap_page_range_details(struct vm_area_struct *vma, unsigned long start,
+				   unsigned long end, const struct zap_details *details)
 {
 	static const struct mm_walk_ops ops = {
 		.pmd_entry = zap_pmd_entry,
 		.pte_entry = zap_pte_entry,
 	};
+	struct zap_walk zw = { .vma = vma, .details = details };
 
-	walk_page_range(vma->vm_mm, start, end, &ops, vma);
+	walk_page_range(vma->vm_mm, start, end, &ops, &zw);
+}
+
+void zap_page_range(struct vm_area_struct *vma, unsigned long start, unsigned long end)
+{
+	zap_page_range_details(vma, start, end, NULL);
+}
+
+/*
+ * Zap file pages [@first, @last] (inclusive) of @mapping in every VMA on
+ * its i_mmap; i_mmap_rwsem held for reading.
+ */
+static void unmap_mapping_range_tree(struct address_space *mapping, unsigned long first,
+				     unsigned long last, const struct zap_details *details)
+{
+	struct vm_area_struct *vma;
+
+	list_for_each_entry(vma, &mapping->i_mmap, shared) {
+		unsigned long vstart = vma->vm_pgoff;
+		unsigned long vlast = vstart + ((vma->vm_end - vma->vm_start) >> PAGE_SHIFT) - 1;
+		unsigned long from, to;
+
+		if (vlast < first || vstart > last)
+			continue;
+		from = first > vstart ? first : vstart;
+		to = last < vlast ? last : vlast;
+		zap_page_range_details(vma, vma->vm_start + ((from - vstart) << PAGE_SHIFT),
+				       vma->vm_start + ((to - vstart + 1) << PAGE_SHIFT), details);
+	}
+}
+
+/**
+ * unmap_mapping_range() - unmap file pages from every mm that maps them.
+ * @mapping: the page cache.
+ * @first: the first page offset.
+ * @nr: how many pages; 0 for every page from @first on.
+ * @even_cows: also zap the anonymous copies private mappings made of those
+ *             pages (truncate); without it only page-cache pages go (hole
+ *             punch).
+ *
+ * Takes i_mmap_rwsem for reading and each entry's page-table lock; takes
+ * no mmap_lock (see the lock notes in internal.h for why the tables stay).
+ */
+void unmap_mapping_range(struct address_space *mapping, unsigned long first, unsigned long nr,
+			 bool even_cows)
+{
+	struct zap_details details = { .even_cows = even_cows };
+	unsigned long last = first + nr - 1;
+
+	if (!nr || last < first)
+		last = ~0UL;
+	i_mmap_lock_read(mapping);
+	unmap_mapping_range_tree(mapping, first, last, &details);
+	i_mmap_unlock_read(mapping);
+}
+
+/**
+ * unmap_mapping_folio() - zap every page-table entry that maps @folio.
+ * @folio: a locked page-cache folio.
+ *
+ * Private copies are left alone.  Takes i_mmap_rwsem for reading.
+ */
+void unmap_mapping_folio(struct folio *folio)
+{
+	struct address_space *mapping = __atomic_load_n(&folio->mapping, __ATOMIC_ACQUIRE);
+	struct zap_details details = { .single_folio = folio };
+
+	if (!mapping || folio_test_anon(folio))
+		return;
+	i_mmap_lock_read(mapping);
+	unmap_mapping_range_tree(mapping, folio->index, folio->index + folio_nr_pages(folio) - 1,
+				 &details);
+	i_mmap_unlock_read(mapping);
 }
 
 /* ---- faults ---- */
@@ -191,6 +288,11 @@ static vm_fault_t wp_page_copy(struct vm_area_struct *vma, pmd_t *pmd, unsigned 
 	folio_add_new_anon_rmap(folio, vma, addr, false);
 	set_pte(pte, mk_anon_write_pte(vma, folio_pfn(folio)));
 	if (old_page) {
+		if (!folio_test_anon(old_folio)) {
+			/* A private copy of a page-cache page: file -> anon. */
+			add_mm_counter(mm, mm_counter_file(old_folio), -1);
+			add_mm_counter(mm, MM_ANONPAGES, 1);
+		}
 		folio_remove_rmap_ptes(old_folio, old_page, 1);
 		folio_put(old_folio); /* the mapping's reference */
 	} else {
@@ -204,8 +306,10 @@ static vm_fault_t wp_page_copy(struct vm_area_struct *vma, pmd_t *pmd, unsigned 
 
 /*
  * do_wp_page() - write fault on a present, read-only PTE of a writable VMA.
- * Called with the ptl held; drops it.  Reuses an exclusive anonymous page
- * in place, copies anything else.
+ * Called with the ptl held; drops it.  A shared mapping just becomes
+ * writable (wp_page_shared(): shmem and ramfs need no write notification);
+ * a private one reuses an exclusive anonymous page in place and copies
+ * anything else, page-cache pages included.
  */
 static vm_fault_t do_wp_page(struct vm_area_struct *vma, pmd_t *pmd, unsigned long addr,
 			     pte_t *pte, pthread_mutex_t *ptl)
@@ -214,6 +318,15 @@ static vm_fault_t do_wp_page(struct vm_area_struct *vma, pmd_t *pmd, unsigned lo
 	struct page *page;
 	struct folio *folio;
 	bool reuse = false;
+
+	if (vma->vm_flags & VM_SHARED) {
+		page = vm_normal_page(vma->vm_mm, orig);
+		if (page)
+			folio_set_dirty(page_folio(page));
+		set_pte(pte, pte_mkyoung(pte_mkdirty(pte_mkwrite(orig))));
+		spin_unlock(ptl);
+		return 0;
+	}
 
 	if (pte_pfn(orig) == vma->vm_mm->machine->zero_pfn || pte_special(orig)) {
 		spin_unlock(ptl);
@@ -243,6 +356,123 @@ static vm_fault_t do_wp_page(struct vm_area_struct *vma, pmd_t *pmd, unsigned lo
 	return wp_page_copy(vma, pmd, addr, orig);
 }
 
+/* ---- file faults ---- */
+
+/*
+ * __do_fault() - ask the VMA's vm_ops for the folio behind @addr.
+ * Return: 0 with vmf->folio locked and referenced, or an error bit.
+ */
+static vm_fault_t __do_fault(struct vm_area_struct *vma, unsigned long addr, unsigned int flags,
+			     struct vm_fault *vmf)
+{
+	*vmf = (struct vm_fault){ .vma = vma, .address = addr & PAGE_MASK,
+				  .pgoff = linear_page_index(vma, addr & PAGE_MASK),
+				  .flags = flags };
+	if (!vma->vm_ops || !vma->vm_ops->fault)
+		return VM_FAULT_SIGBUS;
+	return vma->vm_ops->fault(vmf);
+}
+
+/*
+ * finish_fault() - map the locked page-cache @folio at @addr (set_pte_range()):
+ * read-only in a private mapping, writable (and dirty for a write) in a
+ * shared writable one.  The caller's reference becomes the mapping's; the
+ * folio is unlocked.  Another thread that mapped the PTE first wins.
+ */
+static vm_fault_t finish_fault(struct vm_area_struct *vma, pmd_t *pmd, unsigned long addr,
+			       unsigned int flags, struct folio *folio)
+{
+	struct mm_struct *mm = vma->vm_mm;
+	pte_t entry = pte_mkyoung(pfn_pte(folio_pfn(folio), vm_get_page_prot(vma->vm_flags)));
+	pthread_mutex_t *ptl;
+	pte_t *pte;
+
+	if ((flags & FAULT_FLAG_WRITE) && (vma->vm_flags & VM_SHARED)) {
+		entry = pte_mkdirty(pte_mkwrite(entry));
+		folio_set_dirty(folio);
+	}
+	pte = pte_offset_map_lock(mm, pmd, addr, &ptl);
+	if (!pte || !pte_none(ptep_get(pte))) {
+		if (pte)
+			spin_unlock(ptl);
+		folio_unlock(folio);
+		folio_put(folio);
+		return pte ? 0 : VM_FAULT_RETRY;
+	}
+	folio_add_file_rmap_ptes(folio, folio_head(folio), 1);
+	add_mm_counter(mm, mm_counter_file(folio), 1);
+	set_pte(pte, entry);
+	spin_unlock(ptl);
+	folio_unlock(folio);
+	return 0;
+}
+
+/*
+ * do_cow_fault() - write fault on an empty PTE of a private file mapping:
+ * copy the page-cache page into a new anonymous page and map that.  The
+ * copy is mapped while the page-cache folio is still locked, so a truncate
+ * that drops the folio afterwards finds the copy with its second
+ * unmap_mapping_range() pass.
+ */
+static vm_fault_t do_cow_fault(struct vm_area_struct *vma, pmd_t *pmd, unsigned long addr,
+			       unsigned int flags)
+{
+	struct mm_struct *mm = vma->vm_mm;
+	struct folio *new, *folio;
+	struct vm_fault vmf;
+	pthread_mutex_t *ptl;
+	vm_fault_t ret;
+	pte_t *pte;
+
+	if (anon_vma_prepare(vma))
+		return VM_FAULT_OOM;
+	new = folio_alloc(mm->machine, GFP_HIGHUSER_MOVABLE, 0);
+	if (!new)
+		return VM_FAULT_OOM;
+	ret = __do_fault(vma, addr, flags, &vmf);
+	if (ret) {
+		folio_put(new);
+		return ret;
+	}
+	folio = vmf.folio;
+	memcpy(folio_address(new), folio_address(folio), PAGE_SIZE);
+	pte = pte_offset_map_lock(mm, pmd, addr, &ptl);
+	if (!pte || !pte_none(ptep_get(pte))) {
+		if (pte)
+			spin_unlock(ptl);
+		folio_put(new);
+		ret = pte ? 0 : VM_FAULT_RETRY;
+	} else {
+		folio_add_new_anon_rmap(new, vma, addr, false);
+		add_mm_counter(mm, MM_ANONPAGES, 1);
+		set_pte(pte, mk_anon_write_pte(vma, folio_pfn(new)));
+		spin_unlock(ptl);
+	}
+	folio_unlock(folio);
+	folio_put(folio);
+	return ret;
+}
+
+/*
+ * do_fault() - a fault on an empty PTE of a file VMA: a read maps the
+ * page-cache folio (read-only when private), a write to a shared mapping
+ * maps it writable, a write to a private one copies it (do_cow_fault()).
+ * Past the end of the file: VM_FAULT_SIGBUS.
+ */
+static vm_fault_t do_fault(struct vm_area_struct *vma, pmd_t *pmd, unsigned long addr,
+			   unsigned int flags)
+{
+	struct vm_fault vmf;
+	vm_fault_t ret;
+
+	if ((flags & FAULT_FLAG_WRITE) && !(vma->vm_flags & VM_SHARED))
+		return do_cow_fault(vma, pmd, addr, flags);
+	ret = __do_fault(vma, addr, flags, &vmf);
+	if (ret)
+		return ret;
+	return finish_fault(vma, pmd, addr, flags, vmf.folio);
+}
+
 /* handle_pte_fault() - the PTE level of a fault; the PMD points to a PTE table. */
 static vm_fault_t handle_pte_fault(struct vm_area_struct *vma, pmd_t *pmd, unsigned long addr,
 				   unsigned int flags)
@@ -258,7 +488,7 @@ static vm_fault_t handle_pte_fault(struct vm_area_struct *vma, pmd_t *pmd, unsig
 	if (pte_none(entry)) {
 		spin_unlock(ptl);
 		if (!vma_is_anonymous(vma))
-			return VM_FAULT_SIGBUS;
+			return do_fault(vma, pmd, addr, flags);
 		return do_anonymous_page(vma, pmd, addr, flags);
 	}
 	if (!pte_present(entry)) {
@@ -287,7 +517,8 @@ static vm_fault_t handle_pte_fault(struct vm_area_struct *vma, pmd_t *pmd, unsig
  *
  * Return: 0 when the entry now allows the access (or a racing thread
  * changed it: walk again), VM_FAULT_RETRY to walk again, VM_FAULT_SIGSEGV
- * when the VMA forbids the access, VM_FAULT_OOM when no memory is left.
+ * when the VMA forbids the access, VM_FAULT_SIGBUS for a page of a file
+ * mapping past the end of the file, VM_FAULT_OOM when no memory is left.
  */
 vm_fault_t handle_mm_fault(struct vm_area_struct *vma, unsigned long addr, unsigned int flags)
 {

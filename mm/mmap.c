@@ -93,10 +93,73 @@ void vma_tree_remove_at(struct mm_struct *mm, size_t i)
 	mt->nr--;
 }
 
-/** vm_area_free() - unlink @vma's anon_vmas and free it (its pages are zapped). */
+/* ---- VMAs and the files they map ---- */
+
+/* Put @vma on its file's i_mmap after @after (NULL: at the end); i_mmap_rwsem held. */
+static void __vma_link_file(struct vm_area_struct *vma, struct vm_area_struct *after)
+{
+	struct address_space *mapping = vma->vm_file->f_mapping;
+
+	if (after && after->vm_file == vma->vm_file && !list_empty(&after->shared))
+		list_add(&vma->shared, &after->shared);
+	else
+		list_add_tail(&vma->shared, &mapping->i_mmap);
+	mapping->nr_mmap++;
+	vma->vm_mm->nr_file_vmas++;
+}
+
+/* Take @vma off its file's i_mmap, if it is on it; i_mmap_rwsem held. */
+static void __vma_unlink_file(struct vm_area_struct *vma)
+{
+	if (list_empty(&vma->shared))
+		return;
+	list_del_init(&vma->shared);
+	vma->vm_file->f_mapping->nr_mmap--;
+	vma->vm_mm->nr_file_vmas--;
+}
+
+void vma_link_file(struct vm_area_struct *vma, struct vm_area_struct *after)
+{
+	if (!vma->vm_file)
+		return;
+	i_mmap_lock_write(vma->vm_file->f_mapping);
+	__vma_link_file(vma, after);
+	i_mmap_unlock_write(vma->vm_file->f_mapping);
+}
+
+struct vm_area_struct *vm_area_dup(struct vm_area_struct *orig)
+{
+	struct vm_area_struct *new = malloc(sizeof(*new));
+
+	if (!new)
+		return NULL;
+	*new = *orig;
+	INIT_LIST_HEAD(&new->anon_vma_chain);
+	new->anon_vma = NULL;
+	INIT_LIST_HEAD(&new->shared);
+	if (new->vm_file)
+		get_file(new->vm_file);
+	return new;
+}
+
+/**
+ * vm_area_free() - free a VMA that left (or never entered) the tree: take
+ * it off its file's i_mmap, unlink its anon_vmas, drop its file reference.
+ * @vma: the VMA; its pages are zapped; mmap_lock held for writing.
+ *
+ * Takes i_mmap_rwsem for writing; the file reference it drops may be the
+ * last, which frees the file's page cache.
+ */
 void vm_area_free(struct vm_area_struct *vma)
 {
+	if (vma->vm_file) {
+		i_mmap_lock_write(vma->vm_file->f_mapping);
+		__vma_unlink_file(vma);
+		i_mmap_unlock_write(vma->vm_file->f_mapping);
+	}
 	unlink_anon_vmas(vma);
+	if (vma->vm_file)
+		fput(vma->vm_file);
 	free(vma);
 }
 
@@ -122,19 +185,22 @@ int split_vma(struct mm_struct *mm, struct vm_area_struct *vma, unsigned long ad
 		return -EINVAL;
 	if (vma_tree_reserve(mm))
 		return -ENOMEM;
-	new = malloc(sizeof(*new));
+	new = vm_area_dup(vma);
 	if (!new)
 		return -ENOMEM;
-	*new = *vma;
-	INIT_LIST_HEAD(&new->anon_vma_chain);
 	if (anon_vma_clone(new, vma)) {
-		free(new);
+		vm_area_free(new);
 		return -ENOMEM;
 	}
 	vma_adjust_trans_huge(vma, addr);
+	/* The file's reverse map sees both halves change at once. */
+	vma_bounds_lock(vma);
 	new->vm_start = addr;
 	new->vm_pgoff = vma->vm_pgoff + ((addr - vma->vm_start) >> PAGE_SHIFT);
 	vma->vm_end = addr;
+	if (new->vm_file)
+		__vma_link_file(new, vma);
+	vma_bounds_unlock(vma);
 	i = vma_index(mm, vma->vm_start);
 	vma_tree_insert_at(mm, i + 1, new);
 	return 0;
@@ -170,7 +236,11 @@ static bool vma_merge_with_next(struct mm_struct *mm, size_t i)
 
 	if (!prev->anon_vma && next->anon_vma && anon_vma_clone(prev, next))
 		return false; /* dup_anon_vma() */
+	vma_bounds_lock(prev);
 	prev->vm_end = next->vm_end;
+	if (next->vm_file)
+		__vma_unlink_file(next); /* same file: the lock held covers it */
+	vma_bounds_unlock(prev);
 	vma_tree_remove_at(mm, i + 1);
 	vm_area_free(next);
 	return true;
@@ -347,11 +417,11 @@ static unsigned long unmapped_area_topdown(struct mm_struct *mm, unsigned long l
 }
 
 /*
- * get_unmapped_area() - choose where a new mapping of @len goes.
- * Return: the address, or -ENOMEM.
+ * get_unmapped_area() - choose where a new mapping of @len goes (of @file,
+ * with mmap @flags).  Return: the address, or -ENOMEM.
  */
-long get_unmapped_area(struct mm_struct *mm, unsigned long addr, unsigned long len,
-			      unsigned long flags)
+long get_unmapped_area(struct mm_struct *mm, struct file *file, unsigned long addr,
+		       unsigned long len, unsigned long flags)
 {
 	unsigned long align = PAGE_SIZE;
 
@@ -364,9 +434,12 @@ long get_unmapped_area(struct mm_struct *mm, unsigned long addr, unsigned long l
 		if (addr >= MMAP_MIN_ADDR && addr <= mm->task_size - len &&
 		    range_is_free(mm, addr, len))
 			return (long)addr;
-	} else if (IS_ALIGNED(len, PMD_SIZE)) {
-		/* Anonymous mappings of a PMD multiple without a hint are THP aligned
-		 * (thp_get_unmapped_area()). */
+	} else if (!file && !(flags & MAP_SHARED) && IS_ALIGNED(len, PMD_SIZE)) {
+		/*
+		 * Private anonymous mappings of a PMD multiple without a hint
+		 * are THP aligned (thp_get_unmapped_area()); shmem and files are
+		 * not, as shmem_get_unmapped_area() with shmem_enabled "never".
+		 */
 		align = PMD_SIZE;
 	}
 	addr = unmapped_area_topdown(mm, len, align);
@@ -378,12 +451,38 @@ long get_unmapped_area(struct mm_struct *mm, unsigned long addr, unsigned long l
 /* ---- munmap ---- */
 
 /*
+ * file_vma_bounds() - the end of the last file VMA below @start (@floor)
+ * and the start of the first one from @end on (@ceiling, 0 if none): the
+ * page tables of [@start, @end) that reach past them may be walked by a
+ * file's unmap_mapping_range() without our mmap_lock, so they stay.
+ */
+static void file_vma_bounds(struct mm_struct *mm, unsigned long start, unsigned long end,
+			    unsigned long *floor, unsigned long *ceiling)
+{
+	*floor = 0;
+	*ceiling = 0;
+	if (!mm->nr_file_vmas)
+		return;
+	for (size_t i = vma_index(mm, start); i-- > 0;)
+		if (mm->mm_mt.vmas[i]->vm_file) {
+			*floor = mm->mm_mt.vmas[i]->vm_end;
+			break;
+		}
+	for (size_t i = vma_index(mm, end); i < mm->mm_mt.nr; i++)
+		if (mm->mm_mt.vmas[i]->vm_file) {
+			*ceiling = mm->mm_mt.vmas[i]->vm_start;
+			break;
+		}
+}
+
+/*
  * do_munmap_locked() - unmap [start, end); mmap_lock held for writing.
  * Return: 0 or -ENOMEM (a VMA could not be split; nothing was unmapped).
  */
 int do_munmap_locked(struct mm_struct *mm, unsigned long start, unsigned long end)
 {
 	struct vm_area_struct *vma = find_vma(mm, start);
+	unsigned long floor, ceiling;
 	size_t first, last;
 	int err;
 
@@ -413,7 +512,8 @@ int do_munmap_locked(struct mm_struct *mm, unsigned long start, unsigned long en
 	memmove(&mm->mm_mt.vmas[first], &mm->mm_mt.vmas[last],
 		(mm->mm_mt.nr - last) * sizeof(*mm->mm_mt.vmas));
 	mm->mm_mt.nr -= last - first;
-	free_pgtables(mm, start, end);
+	file_vma_bounds(mm, start, end, &floor, &ceiling);
+	free_pgtables(mm, start, end, floor, ceiling);
 	return 0;
 }
 
@@ -448,9 +548,66 @@ static unsigned long mmap_vm_flags(int prot, int flags)
 		vm_flags |= VM_EXEC;
 	if (flags & MAP_NORESERVE)
 		vm_flags |= VM_NORESERVE;
-	else if (prot & PROT_WRITE)
+	return vm_flags;
+}
+
+/* accountable_mapping(): private writable mappings are charged (VM_ACCOUNT). */
+static unsigned long mmap_account(unsigned long vm_flags)
+{
+	if ((vm_flags & (VM_NORESERVE | VM_SHARED | VM_WRITE)) == VM_WRITE)
 		vm_flags |= VM_ACCOUNT;
 	return vm_flags;
+}
+
+#ifndef MAP_UNINITIALIZED
+#define MAP_UNINITIALIZED 0x4000000
+#endif
+/* The flags every file's MAP_SHARED_VALIDATE accepts (Linux's LEGACY_MAP_MASK). */
+#define LEGACY_MAP_MASK                                                                   \
+	(MAP_SHARED | MAP_PRIVATE | MAP_FIXED | MAP_ANONYMOUS | MAP_DENYWRITE |           \
+	 MAP_EXECUTABLE | MAP_UNINITIALIZED | MAP_GROWSDOWN | MAP_LOCKED | MAP_NORESERVE | \
+	 MAP_POPULATE | MAP_NONBLOCK | MAP_STACK | MAP_HUGETLB)
+
+/*
+ * file_mmap_ok() - does [pgoff, pgoff + len) stay below the largest file
+ * size (s_maxbytes)?
+ */
+static bool file_mmap_ok(unsigned long pgoff, unsigned long len)
+{
+	unsigned long maxsize = (unsigned long)MAX_LFS_FILESIZE;
+
+	if (len > maxsize)
+		return false;
+	maxsize -= len;
+	return pgoff <= maxsize >> PAGE_SHIFT;
+}
+
+/*
+ * mmap_file_flags() - do_mmap()'s checks and vm_flags for a file mapping of
+ * type @flags & MAP_TYPE.  Return: the flags, or a negative errno.
+ */
+static long mmap_file_flags(struct file *file, int prot, int flags, unsigned long vm_flags)
+{
+	switch (flags & 0x0f /* MAP_TYPE */) {
+	case MAP_SHARED_VALIDATE:
+		if (flags & ~LEGACY_MAP_MASK)
+			return -EOPNOTSUPP;
+		/* fallthrough */
+	case MAP_SHARED:
+		if ((prot & PROT_WRITE) && !(file->f_mode & FMODE_WRITE))
+			return -EACCES;
+		vm_flags |= VM_SHARED | VM_MAYSHARE;
+		/* Opened read-only: never writable, so not really shared either. */
+		if (!(file->f_mode & FMODE_WRITE))
+			vm_flags &= ~(VM_MAYWRITE | VM_SHARED);
+		/* fallthrough */
+	case MAP_PRIVATE:
+		if (!(file->f_mode & FMODE_READ))
+			return -EACCES;
+		return (long)vm_flags;
+	default:
+		return -EINVAL;
+	}
 }
 
 /*
@@ -481,15 +638,19 @@ static void populate_range(struct mm_struct *mm, unsigned long start, unsigned l
 long mm_mmap(struct mm_struct *mm, unsigned long addr, unsigned long len, int prot, int flags,
 	     struct file *file, unsigned long off)
 {
+	unsigned long vm_flags, end, pgoff = off >> PAGE_SHIFT;
 	struct vm_area_struct *vma;
-	unsigned long vm_flags, end;
 	long ret;
 	size_t i;
 
+	if (flags & MAP_ANONYMOUS)
+		file = NULL; /* ksys_mmap_pgoff() does not look at the fd */
+	else if (!file)
+		return -EBADF;
+	else if (flags & MAP_HUGETLB)
+		return -EINVAL; /* not a hugetlbfs file */
 	if (offset_in_page(off))
 		return -EINVAL;
-	if (!(flags & MAP_ANONYMOUS) && !file)
-		return -EBADF;
 	if (!len)
 		return -EINVAL;
 	if (!(flags & MAP_FIXED) && addr && addr < MMAP_MIN_ADDR)
@@ -497,7 +658,7 @@ long mm_mmap(struct mm_struct *mm, unsigned long addr, unsigned long len, int pr
 	len = PAGE_ALIGN(len);
 	if (!len)
 		return -ENOMEM;
-	if ((off >> PAGE_SHIFT) + (len >> PAGE_SHIFT) < (off >> PAGE_SHIFT))
+	if (pgoff + (len >> PAGE_SHIFT) < pgoff)
 		return -EOVERFLOW;
 	if (flags & MAP_FIXED_NOREPLACE)
 		flags |= MAP_FIXED;
@@ -507,24 +668,27 @@ long mm_mmap(struct mm_struct *mm, unsigned long addr, unsigned long len, int pr
 		if (offset_in_page(addr))
 			return -EINVAL;
 	}
-	switch (flags & 0x0f /* MAP_TYPE */) {
-	case MAP_PRIVATE:
-		break;
-	case MAP_SHARED:
-		return -EOPNOTSUPP; /* shared anonymous memory (shmem) is not built yet */
-	default:
-		/* Anonymous memory takes MAP_SHARED or MAP_PRIVATE only (not even
-		 * MAP_SHARED_VALIDATE), as in do_mmap(). */
-		return -EINVAL;
-	}
-	if (flags & MAP_HUGETLB)
-		return -EOPNOTSUPP; /* hugetlb is not built yet */
-	if (file)
-		return -EOPNOTSUPP; /* file mappings are not built yet */
-
 	vm_flags = mmap_vm_flags(prot, flags);
+	if (!file) {
+		switch (flags & 0x0f /* MAP_TYPE */) {
+		case MAP_PRIVATE:
+			break;
+		case MAP_SHARED:
+			/* shmem: a new object, offset 0 (do_mmap() ignores pgoff). */
+			vm_flags |= VM_SHARED | VM_MAYSHARE;
+			pgoff = 0;
+			break;
+		default:
+			/* Anonymous memory takes MAP_SHARED or MAP_PRIVATE only (not even
+			 * MAP_SHARED_VALIDATE), as in do_mmap(). */
+			return -EINVAL;
+		}
+		if (flags & MAP_HUGETLB)
+			return -EOPNOTSUPP; /* hugetlb is not built yet */
+	}
+
 	pthread_rwlock_wrlock(&mm->mmap_lock);
-	ret = get_unmapped_area(mm, addr, len, (unsigned long)flags);
+	ret = get_unmapped_area(mm, file, addr, len, (unsigned long)flags);
 	if (ret < 0)
 		goto out;
 	addr = (unsigned long)ret;
@@ -533,6 +697,18 @@ long mm_mmap(struct mm_struct *mm, unsigned long addr, unsigned long len, int pr
 		ret = -EEXIST;
 		goto out;
 	}
+	if (file) {
+		/* do_mmap() checks the file after placing the mapping. */
+		if (!file_mmap_ok(pgoff, len)) {
+			ret = -EOVERFLOW;
+			goto out;
+		}
+		ret = mmap_file_flags(file, prot, flags, vm_flags);
+		if (ret < 0)
+			goto out;
+		vm_flags = (unsigned long)ret;
+	}
+	vm_flags = mmap_account(vm_flags);
 	if (vma_tree_reserve(mm)) {
 		ret = -ENOMEM;
 		goto out;
@@ -542,26 +718,38 @@ long mm_mmap(struct mm_struct *mm, unsigned long addr, unsigned long len, int pr
 		ret = -ENOMEM;
 		goto out;
 	}
-	if (flags & MAP_FIXED) {
-		ret = do_munmap_locked(mm, addr, end);
-		if (ret) {
-			free(vma);
-			goto out;
-		}
-		if (vma_tree_reserve(mm)) {
-			free(vma);
-			ret = -ENOMEM;
-			goto out;
-		}
-	}
 	INIT_LIST_HEAD(&vma->anon_vma_chain);
+	INIT_LIST_HEAD(&vma->shared);
 	vma->vm_start = addr;
 	vma->vm_end = end;
 	vma->vm_mm = mm;
 	vma->vm_flags = vm_flags;
-	vma->vm_pgoff = addr >> PAGE_SHIFT;
+	if (file) {
+		vma->vm_file = get_file(file);
+		vma->vm_ops = file_vm_ops(file);
+		vma->vm_pgoff = pgoff;
+	} else if (vm_flags & VM_MAYSHARE) {
+		/* Before MAP_FIXED unmaps anything: a failure changes nothing. */
+		ret = shmem_zero_setup(vma);
+		if (ret) {
+			free(vma);
+			goto out;
+		}
+	} else {
+		vma->vm_pgoff = addr >> PAGE_SHIFT;
+	}
+	if (flags & MAP_FIXED) {
+		ret = do_munmap_locked(mm, addr, end);
+		if (!ret && vma_tree_reserve(mm))
+			ret = -ENOMEM;
+		if (ret) {
+			vm_area_free(vma);
+			goto out;
+		}
+	}
 	i = vma_index(mm, addr);
 	vma_tree_insert_at(mm, i, vma);
+	vma_link_file(vma, NULL);
 	vma_try_merge_around(mm, i);
 	ret = (long)addr;
 out:

@@ -127,24 +127,39 @@ static pmd_t move_soft_dirty_pmd(pmd_t pmd)
 	return pmd;
 }
 
+/* The reverse-map locks a move holds (take_rmap_locks()). */
+struct move_rmap {
+	struct address_space *mapping;
+	struct anon_vma *anon_vma;
+};
+
 /*
- * The rmap lock of a move: the root anon_vma of whichever VMA has one (a
- * VMA and its copy share the root), or NULL.
+ * The rmap locks of a move: the file's i_mmap_rwsem, then the root
+ * anon_vma of whichever VMA has one (a VMA and its copy share the root),
+ * so that neither a file nor an anon reverse-map walk misses an entry in
+ * flight.
  */
-static struct anon_vma *move_rmap_lock(struct vm_area_struct *old_vma,
+static struct move_rmap move_rmap_lock(struct vm_area_struct *old_vma,
 				       struct vm_area_struct *new_vma)
 {
-	struct anon_vma *anon_vma = old_vma->anon_vma ? old_vma->anon_vma : new_vma->anon_vma;
+	struct move_rmap r = {
+		.mapping = vma_mapping(old_vma),
+		.anon_vma = old_vma->anon_vma ? old_vma->anon_vma : new_vma->anon_vma,
+	};
 
-	if (anon_vma)
-		anon_vma_lock_write(anon_vma);
-	return anon_vma;
+	if (r.mapping)
+		i_mmap_lock_write(r.mapping);
+	if (r.anon_vma)
+		anon_vma_lock_write(r.anon_vma);
+	return r;
 }
 
-static void move_rmap_unlock(struct anon_vma *anon_vma)
+static void move_rmap_unlock(struct move_rmap r)
 {
-	if (anon_vma)
-		anon_vma_unlock_write(anon_vma);
+	if (r.anon_vma)
+		anon_vma_unlock_write(r.anon_vma);
+	if (r.mapping)
+		i_mmap_unlock_write(r.mapping);
 }
 
 /*
@@ -274,7 +289,7 @@ static unsigned long move_page_tables(struct mm_struct *mm, struct vm_area_struc
 	for (done = 0; done < len; done += extent) {
 		unsigned long old = old_addr + done, new = new_addr + done;
 		pmd_t *old_pmd, *new_pmd;
-		struct anon_vma *rmap;
+		struct move_rmap rmap;
 		pmd_t val;
 		bool moved;
 
@@ -343,14 +358,11 @@ static struct vm_area_struct *copy_vma(struct vma_remap_struct *vrm, unsigned lo
 		pgoff = vrm->new_addr >> PAGE_SHIFT;
 	if (vma_tree_reserve(mm))
 		return NULL;
-	new = malloc(sizeof(*new));
+	new = vm_area_dup(vma);
 	if (!new)
 		return NULL;
-	*new = *vma;
-	INIT_LIST_HEAD(&new->anon_vma_chain);
-	new->anon_vma = NULL;
 	if (anon_vma_clone(new, vma)) {
-		free(new);
+		vm_area_free(new);
 		return NULL;
 	}
 	new->vm_start = vrm->new_addr;
@@ -358,6 +370,7 @@ static struct vm_area_struct *copy_vma(struct vma_remap_struct *vrm, unsigned lo
 	new->vm_pgoff = pgoff;
 	i = vma_index(mm, new->vm_start);
 	vma_tree_insert_at(mm, i, new);
+	vma_link_file(new, vma);
 	return vma_try_merge_around(mm, i);
 }
 
@@ -429,8 +442,9 @@ static long vrm_set_new_addr(struct vma_remap_struct *vrm)
 	unsigned long hint = vrm_implies_new_addr(vrm) ? vrm->new_addr : 0;
 	long ret;
 
-	ret = get_unmapped_area(vrm->mm, hint, vrm->new_len,
-				(vrm->flags & MREMAP_FIXED) ? MAP_FIXED : 0);
+	ret = get_unmapped_area(vrm->mm, vrm->vma->vm_file, hint, vrm->new_len,
+				((vrm->flags & MREMAP_FIXED) ? MAP_FIXED : 0) |
+					((vrm->vma->vm_flags & VM_MAYSHARE) ? MAP_SHARED : 0));
 	if (ret < 0)
 		return ret;
 	vrm->new_addr = (unsigned long)ret;
@@ -550,7 +564,9 @@ static long expand_vma(struct vma_remap_struct *vrm)
 	long err;
 
 	if (vma->vm_end - vrm->addr == vrm->old_len && vma_expandable(mm, vma, delta)) {
+		vma_bounds_lock(vma);
 		vma->vm_end += delta;
+		vma_bounds_unlock(vma);
 		vma_try_merge_around(mm, vma_index(mm, vma->vm_start));
 		return (long)vrm->addr;
 	}

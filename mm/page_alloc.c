@@ -739,6 +739,8 @@ struct uhmm_machine *uhmm_machine_create(const struct uhmm_machine_config *confi
 	pthread_mutex_init(&machine->huge_zero_lock, NULL);
 	pthread_mutex_init(&machine->mms_lock, NULL);
 	INIT_LIST_HEAD(&machine->mms);
+	pthread_mutex_init(&machine->inodes_lock, NULL);
+	INIT_LIST_HEAD(&machine->inodes);
 	atomic_init(&machine->fail_count, 0);
 	atomic_init(&machine->thp_enabled, config->thp_enabled);
 	machine->huge_zero_enabled = !config->no_huge_zero_page;
@@ -766,7 +768,8 @@ out_free:
  * No other thread may use the machine.  An unused huge zero folio left by
  * huge_memory.c is freed with the rest.
  *
- * Return: 0; -EBUSY, freeing nothing, while an mm exists or any page other
+ * Return: 0; -EBUSY, freeing nothing, while an mm or a file (an inode:
+ * uhmm_memfd_create() until its last fput()) exists or any page other
  * than the zero pages is allocated.
  */
 int uhmm_machine_destroy(struct uhmm_machine *machine)
@@ -780,6 +783,13 @@ int uhmm_machine_destroy(struct uhmm_machine *machine)
 	pthread_mutex_lock(&machine->mms_lock);
 	busy = machine->nr_mms > 0 || !list_empty(&machine->mms);
 	pthread_mutex_unlock(&machine->mms_lock);
+	if (busy)
+		return -EBUSY;
+
+	/* A file keeps its page cache, and the machine, alive. */
+	pthread_mutex_lock(&machine->inodes_lock);
+	busy = machine->nr_inodes > 0 || !list_empty(&machine->inodes);
+	pthread_mutex_unlock(&machine->inodes_lock);
 	if (busy)
 		return -EBUSY;
 
@@ -804,6 +814,7 @@ int uhmm_machine_destroy(struct uhmm_machine *machine)
 	pthread_mutex_destroy(&machine->fail_lock);
 	pthread_mutex_destroy(&machine->huge_zero_lock);
 	pthread_mutex_destroy(&machine->mms_lock);
+	pthread_mutex_destroy(&machine->inodes_lock);
 	free(machine);
 	return 0;
 }

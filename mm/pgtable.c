@@ -247,44 +247,57 @@ static bool table_empty(const uint64_t *table)
 	return true;
 }
 
+/* The range [floor, ceiling) tables may be freed in (@ceiling 0: no upper bound). */
+struct pgtable_bounds {
+	unsigned long start, end;
+	unsigned long floor, ceiling;
+};
+
 /*
  * Free the empty tables below @slot (an entry of level @level + 1 pointing
  * to a table of @level) that cover part of [start, end), then the table
- * itself when it ended up empty.  @base is the address the table maps from.
+ * itself when it ended up empty and lies inside [floor, ceiling).  @base is
+ * the address the table maps from.
  */
 static void free_tables_below(struct mm_struct *mm, uint64_t *slot, int level, unsigned long base,
-			      unsigned long start, unsigned long end)
+			      const struct pgtable_bounds *b)
 {
 	uint64_t *table = pt_entry_table(mm, *slot);
 	unsigned int shift = PAGE_SHIFT + 9 * (unsigned int)(level - 1);
 	unsigned long span = 1UL << shift;
+	unsigned long table_end = base + span * PTRS_PER_PTE;
 
 	if (level > PT_LEVEL_PTE) {
 		for (int i = 0; i < 512; i++) {
 			unsigned long lo = base + (unsigned long)i * span;
 			unsigned long hi = lo + span;
 
-			if (hi <= start || lo >= end || !table[i])
+			if (hi <= b->start || lo >= b->end || !table[i])
 				continue;
 			if (level == PT_LEVEL_PMD && (table[i] & _PAGE_PSE))
 				continue; /* a PMD leaf is not a table */
 			if (level == PT_LEVEL_PMD && !(table[i] & _PAGE_PRESENT))
 				continue; /* a PMD swap entry */
-			free_tables_below(mm, &table[i], level - 1, lo, start, end);
+			free_tables_below(mm, &table[i], level - 1, lo, b);
 		}
 	}
+	if (base < b->floor || (b->ceiling && table_end > b->ceiling))
+		return; /* it also covers a file VMA (free_pgd_range()'s floor/ceiling) */
 	if (table_empty(table) && !pt_table_page(mm, table)->pmd_huge_pte) {
 		__atomic_store_n(slot, 0, __ATOMIC_RELEASE);
 		pt_free_table(mm, table);
 	}
 }
 
-void free_pgtables(struct mm_struct *mm, unsigned long start, unsigned long end)
+void free_pgtables(struct mm_struct *mm, unsigned long start, unsigned long end,
+		   unsigned long floor, unsigned long ceiling)
 {
+	struct pgtable_bounds b = { .start = start, .end = end, .floor = floor, .ceiling = ceiling };
+
 	for (unsigned long i = pgd_index(start); i <= pgd_index(end - 1); i++) {
 		if (!mm->pgd[i])
 			continue;
-		free_tables_below(mm, &mm->pgd[i], PT_LEVEL_PUD, i << PGDIR_SHIFT, start, end);
+		free_tables_below(mm, &mm->pgd[i], PT_LEVEL_PUD, i << PGDIR_SHIFT, &b);
 	}
 }
 

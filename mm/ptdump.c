@@ -6,10 +6,11 @@
  *
  * Format:
  *   mm <addr>: <n> VMAs, anon <pages> pages, page tables <bytes> bytes
- *   VMA <start>-<end> <rwxp> pgoff <pgoff> flags <vm_flags>[ hugepage][ nohugepage]
+ *   VMA <start>-<end> <rwxs|p> pgoff <pgoff> flags <vm_flags>[ hugepage][ nohugepage]
+ *       [ shmem|file ino <inode number>]
  *     PMD <start>-<end> THP pfn <pfn> <rw|ro> [dirty] [young] map <mapcount> ref <refcount>
  *     PMD <start>-<end> huge-zero pfn <pfn> ro
- *     PTE <start>-<end> anon pfn <first>-<last> <rw|ro|none> [dirty] (<n> pages)
+ *     PTE <start>-<end> <anon|shmem|file> pfn <first>-<last> <rw|ro|none> [dirty] (<n> pages)
  *     PTE <start>-<end> zero pfn <pfn> ro (<n> pages)
  *     PTE <addr> swap type <t> offset <o>   (or migration-*, device-*)
  */
@@ -120,8 +121,14 @@ static int dump_pte_entry(pte_t *pte, unsigned long addr, unsigned long next, st
 	}
 	pfn = pte_pfn(val);
 	kind = pfn == walk->mm->machine->zero_pfn ? "zero" : "anon";
-	if (strcmp(kind, "zero") && !folio_test_anon(page_folio(pfn_to_page(pfn))))
-		kind = "page";
+	if (strcmp(kind, "zero") && !folio_test_anon(page_folio(pfn_to_page(pfn)))) {
+		struct folio *folio = page_folio(pfn_to_page(pfn));
+
+		if (!folio->mapping)
+			kind = "page";
+		else
+			kind = folio_test_swapbacked(folio) ? "shmem" : "file";
+	}
 	prot = pte_protnone(val) ? "none" : pte_write(val) ? "rw" : "ro";
 	if (run->kind && !strcmp(run->kind, kind) && run->end == addr && run->prot == prot &&
 	    run->dirty == pte_dirty(val) &&
@@ -166,12 +173,16 @@ void mm_dump(struct mm_struct *mm, FILE *out)
 	for (size_t i = 0; i < mm->mm_mt.nr; i++) {
 		struct vm_area_struct *vma = mm->mm_mt.vmas[i];
 
-		fprintf(out, "  VMA %#lx-%#lx %c%c%c%c pgoff %#lx flags %#lx%s%s\n", vma->vm_start,
+		fprintf(out, "  VMA %#lx-%#lx %c%c%c%c pgoff %#lx flags %#lx%s%s", vma->vm_start,
 			vma->vm_end, vma->vm_flags & VM_READ ? 'r' : '-',
 			vma->vm_flags & VM_WRITE ? 'w' : '-', vma->vm_flags & VM_EXEC ? 'x' : '-',
 			vma->vm_flags & VM_SHARED ? 's' : 'p', vma->vm_pgoff, vma->vm_flags,
 			vma->vm_flags & VM_HUGEPAGE ? " hugepage" : "",
 			vma->vm_flags & VM_NOHUGEPAGE ? " nohugepage" : "");
+		if (vma->vm_file)
+			fprintf(out, " %s ino %lu", vma->vm_ops ? vma->vm_ops->name : "file",
+				vma->vm_file->f_inode->i_ino);
+		fputc('\n', out);
 		walk_page_range(mm, vma->vm_start, vma->vm_end, &ops, &run);
 		run_flush(&run);
 	}

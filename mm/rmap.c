@@ -1,7 +1,8 @@
 // SPDX-License-Identifier: MIT
 /*
- * mm/rmap.c - the reverse map of anonymous memory: anon_vma, and the
- * mapcount bookkeeping each page-table entry that maps a folio carries.
+ * mm/rmap.c - the reverse map: anon_vma for anonymous memory, the file's
+ * i_mmap list for page-cache folios, and the mapcount bookkeeping each
+ * page-table entry that maps a folio carries.
  *
  * Mapcounts follow Linux: a page's _mapcount counts the PTEs that map it; a
  * large folio's _entire_mapcount counts PMD mappings, _large_mapcount all
@@ -260,6 +261,39 @@ void rmap_walk_anon(struct folio *folio,
 }
 
 /**
+ * rmap_walk_file() - call @rmap_one for every VMA that may map @folio.
+ * @folio: a locked page-cache folio.
+ * @rmap_one: as for rmap_walk_anon().
+ * @arg: passed through.
+ *
+ * Walks the i_mmap list of the folio's mapping under i_mmap_rwsem held for
+ * reading: every VMA, shared or private, whose file range covers the
+ * folio.  Lock order: folio lock, i_mmap_rwsem, page-table locks.
+ */
+void rmap_walk_file(struct folio *folio,
+		    bool (*rmap_one)(struct folio *, struct vm_area_struct *, unsigned long, void *),
+		    void *arg)
+{
+	struct address_space *mapping = __atomic_load_n(&folio->mapping, __ATOMIC_ACQUIRE);
+	struct vm_area_struct *vma;
+
+	if (!mapping || folio_test_anon(folio) || !folio_mapped(folio))
+		return;
+	i_mmap_lock_read(mapping);
+	list_for_each_entry(vma, &mapping->i_mmap, shared) {
+		unsigned long npages = (vma->vm_end - vma->vm_start) >> PAGE_SHIFT;
+
+		if (folio->index + folio_nr_pages(folio) <= vma->vm_pgoff ||
+		    folio->index >= vma->vm_pgoff + npages)
+			continue;
+		if (!rmap_one(folio, vma,
+			      vma->vm_start + ((folio->index - vma->vm_pgoff) << PAGE_SHIFT), arg))
+			break;
+	}
+	i_mmap_unlock_read(mapping);
+}
+
+/**
  * folio_add_new_anon_rmap() - map a folio that nobody else can see yet.
  * @folio: a new folio; the caller's reference becomes the mapping's.
  * @vma: the VMA it is mapped in (it has an anon_vma).
@@ -308,6 +342,20 @@ void folio_add_anon_rmap_ptes(struct folio *folio, struct page *page, int nr)
 	}
 	if (folio_test_large(folio))
 		atomic_fetch_add(&folio->_large_mapcount, nr);
+}
+
+/**
+ * folio_add_file_rmap_ptes() - @nr more PTE mappings of a page-cache folio.
+ * @folio: the folio of @page (not anonymous).
+ * @page: the first page mapped.
+ * @nr: how many consecutive pages.
+ *
+ * Only the mapcounts change: a page-cache folio's mapping and index are
+ * set when it enters the cache.  The caller holds the entries' ptl.
+ */
+void folio_add_file_rmap_ptes(struct folio *folio, struct page *page, int nr)
+{
+	folio_add_anon_rmap_ptes(folio, page, nr); /* the same counters */
 }
 
 void folio_add_anon_rmap_pmd(struct folio *folio)
@@ -455,7 +503,8 @@ static bool walk_folio_in_vma(struct folio *folio, struct vm_area_struct *vma, u
 /**
  * folio_walk_mappings() - call @visit for every page-table entry, in every
  * mm, that maps a page of @folio (page_vma_mapped_walk() over rmap_walk()).
- * @folio: a locked anonymous folio.
+ * @folio: a locked anonymous or page-cache folio (the latter found through
+ *         its file's i_mmap).
  * @visit: called with the entry's ptl held (m->ptl); it may change the
  *         entry; returns false to stop.
  * @arg: passed through.
@@ -469,7 +518,10 @@ void folio_walk_mappings(struct folio *folio, bool (*visit)(const struct folio_m
 {
 	struct folio_entry_walk w = { .folio = folio, .visit = visit, .arg = arg };
 
-	rmap_walk_anon(folio, walk_folio_in_vma, &w);
+	if (folio_test_anon(folio))
+		rmap_walk_anon(folio, walk_folio_in_vma, &w);
+	else
+		rmap_walk_file(folio, walk_folio_in_vma, &w);
 }
 
 struct rmap_query {
@@ -491,18 +543,19 @@ static bool record_mapping(const struct folio_mapping *m, void *arg)
 
 /**
  * folio_rmap_query() - every (mm, address) that maps @folio.
- * @folio: an anonymous folio; locked inside.
+ * @folio: an anonymous or page-cache folio; locked inside.
  * @out: where the mappings go; may be NULL when @max is 0.
  * @max: room in @out.
  *
  * Return: the number of mappings (which may exceed @max: only the first
- * @max are stored), 0 for an unmapped or non-anonymous folio.
+ * @max are stored), 0 for an unmapped folio or one that is neither
+ * anonymous nor in a page cache.
  */
 int folio_rmap_query(struct folio *folio, struct folio_mapping_info *out, int max)
 {
 	struct rmap_query q = { .out = out, .max = max };
 
-	if (!folio_test_anon(folio))
+	if (!__atomic_load_n(&folio->mapping, __ATOMIC_ACQUIRE))
 		return 0;
 	folio_lock(folio);
 	folio_walk_mappings(folio, record_mapping, &q);

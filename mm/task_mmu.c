@@ -87,8 +87,13 @@ static int pagemap_pte_entry(pte_t *pte, unsigned long addr, unsigned long next,
 		int mapcount = pfn == walk->mm->machine->zero_pfn || is_huge_zero_pfn(walk->mm->machine, pfn)
 				       ? 0 : page_mapcount(pfn_to_page(pfn));
 
+		struct page *page = vm_normal_page(walk->mm, val);
+
 		*slot = pagemap_present_bits(walk->mm, pfn, pte_val(val) & _PAGE_SOFT_DIRTY,
 					     mapcount);
+		/* A page-cache (file or shmem) page, as pte_to_pagemap_entry() says. */
+		if (page && !folio_test_anon(page_folio(page)))
+			*slot |= PM_FILE;
 	} else {
 		*slot = pagemap_swap_bits(pte_to_swp_entry(val), pte_swp_soft_dirty(val));
 	}

@@ -163,3 +163,61 @@ size_t nr_vmas(struct mm_struct *mm)
 {
 	return mm->mm_mt.nr;
 }
+
+struct file *new_memfd(void)
+{
+	struct file *file = uhmm_memfd_create(machine, "test");
+	cr_assert(!IS_ERR_OR_NULL(file), "uhmm_memfd_create: %ld", PTR_ERR(file));
+	return file;
+}
+
+struct file *new_ramfs(void)
+{
+	struct file *file = uhmm_ramfs_create(machine, "test");
+	cr_assert(!IS_ERR_OR_NULL(file), "uhmm_ramfs_create: %ld", PTR_ERR(file));
+	return file;
+}
+
+unsigned long map_file(struct mm_struct *mm, unsigned long len, int prot, int flags,
+		       struct file *file, unsigned long off)
+{
+	long ret = mm_mmap(mm, 0, len, prot, flags, file, off);
+	cr_assert(ret > 0, "mm_mmap(file, %#lx, off %#lx) = %ld", len, off, ret);
+	return (unsigned long)ret;
+}
+
+void file_fill(struct file *file, loff_t pos, size_t len, uint32_t seed)
+{
+	uint8_t *buf = malloc(len);
+	cr_assert(buf);
+	for (size_t i = 0; i < len; i++)
+		buf[i] = pattern_byte(seed, (unsigned long)pos + i);
+	cr_assert_eq(uhmm_pwrite(file, buf, len, pos), (ssize_t)len);
+	free(buf);
+}
+
+void file_check(struct file *file, loff_t pos, size_t len, uint32_t seed)
+{
+	uint8_t *buf = malloc(len);
+	cr_assert(buf);
+	cr_assert_eq(uhmm_pread(file, buf, len, pos), (ssize_t)len);
+	for (size_t i = 0; i < len; i++)
+		if (buf[i] != pattern_byte(seed, (unsigned long)pos + i))
+			cr_assert_fail("file byte %#llx is %#x, want %#x",
+				       (unsigned long long)pos + i, buf[i],
+				       pattern_byte(seed, (unsigned long)pos + i));
+	free(buf);
+}
+
+void file_check_zero(struct file *file, loff_t pos, size_t len)
+{
+	uint8_t *buf = malloc(len);
+	cr_assert(buf);
+	memset(buf, 0xa5, len);
+	cr_assert_eq(uhmm_pread(file, buf, len, pos), (ssize_t)len);
+	for (size_t i = 0; i < len; i++)
+		if (buf[i])
+			cr_assert_fail("file byte %#llx is %#x, want 0", (unsigned long long)pos + i,
+				       buf[i]);
+	free(buf);
+}

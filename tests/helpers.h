@@ -58,4 +58,18 @@ unsigned long anon_huge(struct mm_struct *mm);
 /* The number of VMAs of @mm. */
 size_t nr_vmas(struct mm_struct *mm);
 
+/* ---- files (uhmm/fs.h) ---- */
+/* uhmm_memfd_create() / uhmm_ramfs_create() on the global machine; assert success. */
+struct file *new_memfd(void);
+struct file *new_ramfs(void);
+/* mm_mmap() of @file that asserts success and returns the address. */
+unsigned long map_file(struct mm_struct *mm, unsigned long len, int prot, int flags,
+		       struct file *file, unsigned long off);
+/* pwrite @len bytes of pattern_byte(seed, file offset) at @pos; asserts it all went. */
+void file_fill(struct file *file, loff_t pos, size_t len, uint32_t seed);
+/* Assert pread of [@pos, @pos + @len) returns all of it, as file_fill() wrote it. */
+void file_check(struct file *file, loff_t pos, size_t len, uint32_t seed);
+/* Assert pread of [@pos, @pos + @len) returns all of it, zeros. */
+void file_check_zero(struct file *file, loff_t pos, size_t len);
+
 #endif

@@ -58,8 +58,8 @@ struct uhmm_machine *uhmm_machine_create(const struct uhmm_machine_config *confi
  * uhmm_machine_destroy() - free a machine and its RAM.
  * @machine: a machine whose address spaces have all been mmput().
  *
- * Return: 0, or -EBUSY (and nothing freed) while an mm or an allocated page
- * still exists.
+ * Return: 0, or -EBUSY (and nothing freed) while an mm, a file (see
+ * uhmm/fs.h: until its last fput()) or an allocated page still exists.
  */
 int uhmm_machine_destroy(struct uhmm_machine *machine);
 
@@ -345,8 +345,9 @@ bool is_huge_zero_folio(const struct folio *folio);
  * @machine: the machine; no other thread may change it during the audit.
  * @report: where each violation is written, or NULL.
  *
- * Walks every mm's VMAs and page tables and every page of RAM, and checks:
- * refcount = page-table references (+ pins and huge-zero users); per-page,
+ * Walks every mm's VMAs and page tables, every file's page cache and every
+ * page of RAM, and checks: refcount = page-table references (+ one for the
+ * page cache, pins and huge-zero users); per-page,
  * entire and large mapcounts = the entries that map them (present,
  * device-private and device-exclusive); RSS and page-table counters; no
  * folio both free and mapped; free lists consistent; no page allocated that

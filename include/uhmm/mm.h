@@ -52,9 +52,12 @@ void mmdrop(struct mm_struct *mm);
  *
  * Private anonymous pages and THPs (a PMD stays a PMD) become shared and
  * write-protected on both sides; a later write on either side copies, or
- * reuses a page it is again the only user of.  VM_DONTCOPY VMAs are left
- * out, VM_WIPEONFORK VMAs come up empty.  Exclusive pages that may be
- * pinned for DMA are copied at once.
+ * reuses a page it is again the only user of.  Shared mappings (shmem,
+ * MAP_SHARED files) stay shared: the child maps the same page-cache pages,
+ * faulting them in on first touch.  Private file mappings keep their
+ * page-cache pages mapped read-only on both sides and their copies COW.
+ * VM_DONTCOPY VMAs are left out, VM_WIPEONFORK VMAs come up empty.
+ * Exclusive pages that may be pinned for DMA are copied at once.
  *
  * Return: the child (mm_users 1), or ERR_PTR(-ENOMEM).
  */
@@ -66,21 +69,36 @@ struct mm_struct *mm_fork(struct mm_struct *oldmm);
  * @addr: hint, or the fixed address with MAP_FIXED / MAP_FIXED_NOREPLACE.
  * @len: bytes, rounded up to pages.
  * @prot: PROT_READ | PROT_WRITE | PROT_EXEC, or PROT_NONE.
- * @flags: MAP_PRIVATE or MAP_SHARED (exactly one), MAP_ANONYMOUS, MAP_FIXED,
+ * @flags: MAP_PRIVATE or MAP_SHARED (exactly one; a file also takes
+ *         MAP_SHARED_VALIDATE), MAP_ANONYMOUS, MAP_FIXED,
  *         MAP_FIXED_NOREPLACE, MAP_NORESERVE, MAP_POPULATE.
- * @file: NULL (anonymous memory is all this version maps).
+ * @file: the file to map (see uhmm/fs.h), or NULL with MAP_ANONYMOUS (which
+ *        ignores @file, as Linux does).  The mapping takes its own
+ *        reference.
  * @off: file offset in bytes; must be page aligned.
  *
- * Takes mmap_lock for writing.  Anonymous mappings whose length is a multiple
- * of 2 MiB are placed 2 MiB aligned, as Linux does for THP.
+ * Takes mmap_lock for writing, and the file's i_mmap_rwsem to link the VMA.
+ * Private anonymous mappings whose length is a multiple of 2 MiB are placed
+ * 2 MiB aligned, as Linux does for THP; shared and file mappings are not
+ * (shmem_enabled is "never").
+ *
+ * MAP_SHARED | MAP_ANONYMOUS maps a new shmem object of @len bytes (fork
+ * shares it).  MAP_SHARED of a file maps its page-cache pages; it needs the
+ * file open for reading, and for writing too to get VM_MAYWRITE (without
+ * it the VMA is a read-only VM_MAYSHARE one, as in Linux).  MAP_PRIVATE of
+ * a file maps the page-cache pages read-only and copies one into an
+ * anonymous page on the first write to it.  An access to a page past the
+ * end of the file raises SIGBUS (-EFAULT from the CPU calls).
  *
  * Unknown @prot bits are ignored, as Linux's mmap ignores them.
  *
  * Return: the address, or -EINVAL (zero length, unaligned fixed address or
- * offset, no sharing type), -ENOMEM (length
- * overflows or no room), -EEXIST (MAP_FIXED_NOREPLACE over a mapping),
- * -EBADF (not anonymous and no file), -EOPNOTSUPP (MAP_SHARED anonymous
- * memory and MAP_HUGETLB are not built yet).
+ * offset, no sharing type), -ENOMEM (length overflows or no room), -EEXIST
+ * (MAP_FIXED_NOREPLACE over a mapping), -EBADF (not anonymous and no file),
+ * -EACCES (a file not open for reading, or MAP_SHARED with PROT_WRITE of a
+ * file not open for writing), -EOVERFLOW (offset plus length past the
+ * largest file), -EOPNOTSUPP (MAP_SHARED_VALIDATE with an unknown flag;
+ * MAP_HUGETLB is not built yet).
  */
 long mm_mmap(struct mm_struct *mm, unsigned long addr, unsigned long len,
 	     int prot, int flags, struct file *file, unsigned long off);
@@ -104,11 +122,17 @@ int mm_mprotect(struct mm_struct *mm, unsigned long addr, unsigned long len, int
 /**
  * mm_madvise() - madvise(2) on @mm: MADV_NORMAL, MADV_RANDOM,
  * MADV_SEQUENTIAL, MADV_WILLNEED (accepted, no effect), MADV_DONTNEED,
- * MADV_FREE, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_COLLAPSE.
+ * MADV_FREE, MADV_REMOVE, MADV_HUGEPAGE, MADV_NOHUGEPAGE, MADV_COLLAPSE.
+ * MADV_REMOVE punches a hole in the shmem file behind a shared writable
+ * mapping (its pages read zeros afterwards everywhere; private copies
+ * stay); it drops mmap_lock around the punch, as Linux does.
  * Return: 0, -EINVAL (bad advice, unaligned, MADV_FREE on a non-anonymous
- * or locked VMA, MADV_COLLAPSE where THP is forbidden), -ENOMEM (a hole in
- * the range; as in Linux the mapped parts are still advised), -EAGAIN or
- * -ENOMEM from MADV_COLLAPSE.
+ * or locked VMA, MADV_COLLAPSE where THP is forbidden, which includes file
+ * and shmem VMAs, MADV_REMOVE without a file), -EACCES (MADV_REMOVE on a
+ * mapping that is not shared and writable), -EOPNOTSUPP (MADV_REMOVE on a
+ * file that cannot punch holes), -ENOMEM (a hole in the range; as in Linux
+ * the mapped parts are still advised), -EAGAIN or -ENOMEM from
+ * MADV_COLLAPSE.
  */
 int mm_madvise(struct mm_struct *mm, unsigned long addr, unsigned long len, int advice);
 
@@ -153,10 +177,12 @@ long mm_mremap(struct mm_struct *mm, unsigned long old_addr, unsigned long old_l
  *
  * Holds mmap_lock for reading and, while it copies out of a page, that
  * page's page-table lock.  Checks the whole range against the VMAs first, so
- * an access that would raise SIGSEGV anywhere copies nothing.
+ * an access that would raise SIGSEGV anywhere copies nothing.  A page of a
+ * file mapping past the end of the file raises SIGBUS when it is reached;
+ * the bytes before it have been copied.
  *
- * Return: 0, -EFAULT (no VMA or no permission: SIGSEGV), -ENOMEM (the fault
- * could not allocate: the OOM case).
+ * Return: 0, -EFAULT (no VMA or no permission: SIGSEGV; or SIGBUS), -ENOMEM
+ * (the fault could not allocate: the OOM case).
  */
 int cpu_read(struct mm_struct *mm, unsigned long addr, void *buf, size_t len);
 /** cpu_write() - store @len bytes from @buf at @addr; see cpu_read(). */
@@ -273,10 +299,14 @@ struct folio_mapping_info {
 
 /**
  * folio_rmap_query() - the reverse map: every (mm, address) whose page
- * tables map a page of @folio, found through its anon_vma tree.
- * @folio: an anonymous folio (takes the folio lock and the anon_vma lock).
+ * tables map a page of @folio, found through its anon_vma tree (anonymous
+ * folios) or its file's i_mmap list (page-cache folios, shared and private
+ * mappings alike).
+ * @folio: the folio (takes the folio lock, then the anon_vma lock or
+ *         i_mmap_rwsem, then page-table locks).
  * @out: array of @max records, or NULL with @max 0 to only count.
- * Return: how many entries map the folio (more than @max are counted, not stored).
+ * Return: how many entries map the folio (more than @max are counted, not
+ * stored); 0 for a folio that is neither anonymous nor in a page cache.
  */
 int folio_rmap_query(struct folio *folio, struct folio_mapping_info *out, int max);
 

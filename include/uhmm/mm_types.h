@@ -211,7 +211,10 @@ struct anon_vma_chain {
  * struct vm_area_struct - one mapping of an address space.
  *
  * Protected by the owning mm's mmap_lock: readers may look, only writers
- * change fields or the tree.
+ * change fields or the tree.  A VMA that maps a file is also on the file's
+ * i_mmap list; its vm_start, vm_end and vm_pgoff change only with that
+ * list's i_mmap_rwsem also held for writing, so reverse-map walks of the
+ * file (truncate) may read them under i_mmap_rwsem alone.
  */
 struct vm_area_struct {
 	unsigned long vm_start;
@@ -221,7 +224,8 @@ struct vm_area_struct {
 	unsigned long vm_pgoff;
 	struct anon_vma *anon_vma;        /* where new anon folios point */
 	struct list_head anon_vma_chain;  /* every anon_vma this VMA is linked to */
-	struct file *vm_file;
+	struct file *vm_file;             /* the mapped file (a reference), or NULL */
+	struct list_head shared;          /* on vm_file's i_mmap (under its i_mmap_rwsem) */
 	const struct vm_operations_struct *vm_ops;
 	void *vm_private_data;
 };
@@ -274,6 +278,7 @@ struct mm_struct {
 	atomic_long pgtables_bytes;
 	atomic_ulong flags;
 	struct list_head mmlist; /* on the machine's list of mms */
+	unsigned long nr_file_vmas; /* VMAs with a vm_file (under mmap_lock) */
 };
 
 #endif /* UHMM_MM_TYPES_H */

@@ -9,5 +9,6 @@
 #include "uhmm/machine.h"
 #include "uhmm/mm.h"
 #include "uhmm/gup.h"
+#include "uhmm/fs.h"
 
 #endif /* UHMM_UHMM_H */
