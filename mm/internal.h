@@ -209,10 +209,7 @@ uint64_t vm_get_page_prot(unsigned long vm_flags);
 /* VMAs (mmap.c)                                                       */
 /* ------------------------------------------------------------------ */
 
-/** find_vma() - the first VMA with vm_end > @addr, or NULL. Needs mmap_lock. */
-struct vm_area_struct *find_vma(struct mm_struct *mm, unsigned long addr);
-/** vma_lookup() - the VMA containing @addr, or NULL. Needs mmap_lock. */
-struct vm_area_struct *vma_lookup(struct mm_struct *mm, unsigned long addr);
+/* find_vma() and vma_lookup() are public: uhmm/mm.h. */
 /** vma_index() - position of the first VMA with vm_end > @addr in mm_mt. */
 size_t vma_index(struct mm_struct *mm, unsigned long addr);
 /* vm.max_map_count: the most VMAs one mm may have. */
@@ -384,16 +381,7 @@ void unmap_mapping_folio(struct folio *folio);
 /* Faults (memory.c)                                                   */
 /* ------------------------------------------------------------------ */
 
-#define FAULT_FLAG_WRITE 0x01
-#define FAULT_FLAG_REMOTE 0x02 /* GUP or a device, not the CPU */
-
-typedef unsigned int vm_fault_t;
-#define VM_FAULT_OOM 0x0001
-#define VM_FAULT_SIGBUS 0x0002
-#define VM_FAULT_SIGSEGV 0x0040
-#define VM_FAULT_FALLBACK 0x0800
-#define VM_FAULT_RETRY 0x0400
-#define VM_FAULT_ERROR (VM_FAULT_OOM | VM_FAULT_SIGBUS | VM_FAULT_SIGSEGV)
+/* FAULT_FLAG_*, vm_fault_t, VM_FAULT_* and struct vm_fault are public: uhmm/mm.h. */
 
 /**
  * handle_mm_fault() - resolve a fault at @addr in @vma.
@@ -403,23 +391,6 @@ typedef unsigned int vm_fault_t;
 vm_fault_t handle_mm_fault(struct vm_area_struct *vma, unsigned long addr, unsigned int flags);
 /** vm_fault_to_errno() - -ENOMEM, -EFAULT, ... for a fault result. */
 int vm_fault_to_errno(vm_fault_t ret);
-
-/**
- * struct vm_fault - a fault on a file VMA, as handed to vm_ops->fault.
- * @vma: the VMA; mmap_lock held for reading.
- * @address: the faulting address (page aligned).
- * @pgoff: its page offset in the file.
- * @flags: FAULT_FLAG_*.
- * @folio: out: the page-cache folio of @pgoff, locked, with a reference
- *         the caller owns.
- */
-struct vm_fault {
-	struct vm_area_struct *vma;
-	unsigned long address;
-	unsigned long pgoff;
-	unsigned int flags;
-	struct folio *folio;
-};
 
 /**
  * struct vm_operations_struct - what a file's VMAs do (a subset of Linux's).
@@ -631,6 +602,73 @@ int page_alloc_mark_free(struct uhmm_machine *machine, uint8_t *state, FILE *rep
 /* vmscan.c */
 /** folio_mark_lazyfree() - MADV_FREE: make an anon folio discardable while clean. */
 void folio_mark_lazyfree(struct folio *folio);
+
+/* ------------------------------------------------------------------ */
+/* Unmapping and migration entries (rmap.c, migrate.c)                 */
+/* ------------------------------------------------------------------ */
+
+/* try_to_unmap() / try_to_migrate() flags (Linux's enum ttu_flags). */
+enum ttu_flags {
+	TTU_SPLIT_HUGE_PMD = 0x4, /* split a PMD mapping first */
+	TTU_IGNORE_MLOCK = 0x8,
+	TTU_SYNC = 0x10,          /* walk every mapping, no trylock shortcuts */
+	TTU_HWPOISON = 0x20,
+	TTU_BATCH_FLUSH = 0x40,
+	TTU_RMAP_LOCKED = 0x80,   /* the caller holds the anon_vma / i_mmap lock */
+};
+
+/**
+ * try_to_unmap() - remove every mapping of a locked folio through the
+ * reverse map: page-cache pages lose their PTEs (dirty moved to the
+ * folio), clean lazyfree anon pages are discarded, other anon pages need
+ * swap and stay mapped.  Fires MMU_NOTIFY_CLEAR for each mapping.
+ * Check folio_mapped() afterwards.
+ */
+void try_to_unmap(struct folio *folio, enum ttu_flags flags);
+/**
+ * try_to_migrate() - replace every mapping of a locked folio with a
+ * migration entry (writable, readable-exclusive or readable after the
+ * PTE), device-private entries included.  Fires MMU_NOTIFY_MIGRATE.
+ * Check folio_mapped() afterwards.
+ */
+void try_to_migrate(struct folio *folio, enum ttu_flags flags);
+
+#define RMP_LOCKED 1              /* the caller holds the rmap lock */
+#define RMP_USE_SHARED_ZEROPAGE 2 /* map the zero page for zero-filled subpages */
+/**
+ * remove_migration_ptes() - replace every migration entry that points at
+ * @src with a mapping of @dst (the same folio when a migration failed).
+ * Both folios locked.
+ */
+void remove_migration_ptes(struct folio *src, struct folio *dst, int flags);
+/**
+ * migration_entry_wait() - a fault found a migration entry at @addr:
+ * wait until the migrating folio is unlocked.  mmap_lock held for reading.
+ */
+void migration_entry_wait(struct mm_struct *mm, pmd_t *pmd, unsigned long addr);
+/** pmd_migration_entry_wait() - the same for a PMD migration entry. */
+void pmd_migration_entry_wait(struct mm_struct *mm, pmd_t *pmd);
+/**
+ * folio_migrate_mapping() - move @folio's mapping, index and anon state
+ * to @newfolio.  Both locked and unmapped.  @extra_count: references the
+ * caller expects beyond its own and the mapping's.  Return: 0 or -EAGAIN
+ * when the refcount shows another user (a pin, a GUP reference).
+ */
+int folio_migrate_mapping(struct address_space *mapping, struct folio *newfolio,
+			  struct folio *folio, int extra_count);
+/** folio_migrate_flags() - copy dirty, uptodate, anon-exclusive and the like. */
+void folio_migrate_flags(struct folio *newfolio, struct folio *folio);
+
+/* ------------------------------------------------------------------ */
+/* Device memory (memremap.c)                                          */
+/* ------------------------------------------------------------------ */
+
+/**
+ * free_zone_device_folio() - the refcount of a device folio reached 0:
+ * clear its state and hand it to pgmap->ops->folio_free().  Called from
+ * folio_put().
+ */
+void free_zone_device_folio(struct folio *folio);
 
 /* Reports from the audit and from internal consistency checks. */
 #define uhmm_warn(fmt, ...) fprintf(stderr, "uhmm: " fmt "\n", ##__VA_ARGS__)

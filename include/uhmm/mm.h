@@ -319,4 +319,62 @@ int folio_rmap_query(struct folio *folio, struct folio_mapping_info *out, int ma
  */
 unsigned long uhmm_drop_lazyfree(struct uhmm_machine *machine);
 
+/* ------------------------------------------------------------------ */
+/* For drivers: mmap_lock, VMA lookup and faults                       */
+/* ------------------------------------------------------------------ */
+
+/** mmap_read_lock() - take @mm's mmap_lock for reading (faults, walks). */
+static inline void mmap_read_lock(struct mm_struct *mm) { pthread_rwlock_rdlock(&mm->mmap_lock); }
+/** mmap_read_unlock() - drop a read hold of @mm's mmap_lock. */
+static inline void mmap_read_unlock(struct mm_struct *mm) { pthread_rwlock_unlock(&mm->mmap_lock); }
+/** mmap_write_lock() - take @mm's mmap_lock for writing (VMA changes). */
+static inline void mmap_write_lock(struct mm_struct *mm) { pthread_rwlock_wrlock(&mm->mmap_lock); }
+/** mmap_write_unlock() - drop a write hold of @mm's mmap_lock. */
+static inline void mmap_write_unlock(struct mm_struct *mm) { pthread_rwlock_unlock(&mm->mmap_lock); }
+
+/** find_vma() - the first VMA with vm_end > @addr, or NULL. Needs mmap_lock. */
+struct vm_area_struct *find_vma(struct mm_struct *mm, unsigned long addr);
+/** vma_lookup() - the VMA containing @addr, or NULL. Needs mmap_lock. */
+struct vm_area_struct *vma_lookup(struct mm_struct *mm, unsigned long addr);
+
+/* fault flags (Linux's enum fault_flag values) */
+#define FAULT_FLAG_WRITE 0x01
+#define FAULT_FLAG_REMOTE 0x80 /* GUP or a device, not the CPU */
+
+typedef unsigned int vm_fault_t;
+#define VM_FAULT_OOM 0x0001
+#define VM_FAULT_SIGBUS 0x0002
+#define VM_FAULT_SIGSEGV 0x0040
+#define VM_FAULT_RETRY 0x0400
+#define VM_FAULT_FALLBACK 0x0800
+#define VM_FAULT_ERROR (VM_FAULT_OOM | VM_FAULT_SIGBUS | VM_FAULT_SIGSEGV)
+
+/**
+ * struct vm_fault - a fault, as handed to vm_ops->fault (file VMAs) and to
+ * dev_pagemap_ops->migrate_to_ram (device-private entries).
+ * @vma: the VMA; mmap_lock held for reading.
+ * @address: the faulting address (page aligned).
+ * @pgoff: its page offset in the file (file faults).
+ * @flags: FAULT_FLAG_*.
+ * @folio: file faults, out: the page-cache folio of @pgoff, locked, with a
+ *         reference the caller owns.
+ * @page: migrate_to_ram: the device-private page the entry points at,
+ *        locked (trylocked by the fault path) and referenced.
+ * @pmd: the PMD entry of @address.
+ * @pte: migrate_to_ram: the PTE of @address, or NULL when the fault came
+ *       through a device-private PMD entry (do_huge_pmd_device_private).
+ * @orig_pte: the entry the fault saw.
+ */
+struct vm_fault {
+	struct vm_area_struct *vma;
+	unsigned long address;
+	unsigned long pgoff;
+	unsigned int flags;
+	struct folio *folio;
+	struct page *page;
+	pmd_t *pmd;
+	pte_t *pte;
+	pte_t orig_pte;
+};
+
 #endif /* UHMM_MM_H */

@@ -10,5 +10,9 @@
 #include "uhmm/mm.h"
 #include "uhmm/gup.h"
 #include "uhmm/fs.h"
+#include "uhmm/memremap.h"
+#include "uhmm/mmu_notifier.h"
+#include "uhmm/hmm.h"
+#include "uhmm/migrate.h"
 
 #endif /* UHMM_UHMM_H */
