@@ -80,7 +80,7 @@ test-tsan: build-tsan/build.ninja
 	TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
 		$(MESON) test -C build-tsan --print-errorlogs --num-processes 1 --timeout-multiplier 2
 	@grep -h '^tsan: ' build-tsan/meson-logs/testlog.txt | \
-		awk '{ p += $$2; f += $$4 } END { printf "tsan: %d passed, %d failed\n", p, f }'
+		awk '{ p += $$2; f += $$4; s += $$6 } END { printf "tsan: %d passed, %d failed, %d skipped\n", p, f, s }'
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

@@ -8,8 +8,11 @@
  * before the first test.  The TSan build therefore compiles the concurrency
  * suites against this header instead, which gives the subset of Criterion's
  * API those suites use (Test, TestSuite with .init/.fini, cr_assert*,
- * cr_log_info) and runs every test in-process, in order, exiting non-zero
- * on the first failed assertion.  The plain and ASan builds use Criterion.
+ * cr_skip_test, cr_log_info) and runs every test in-process, in order,
+ * exiting non-zero on the first failed assertion.  cr_skip_test() leaves
+ * the test body (longjmp back to the runner), runs the suite's .fini and
+ * counts the test as skipped, as Criterion does.  The plain and ASan
+ * builds use Criterion.
  */
 #ifndef UHMM_TSAN_CRITERION_H
 #define UHMM_TSAN_CRITERION_H
@@ -36,6 +39,7 @@ void tsan_register_test(struct tsan_test *t);
 void tsan_register_suite(struct tsan_suite *s);
 void __attribute__((noreturn, format(printf, 4, 5)))
 tsan_assert_fail(const char *file, int line, const char *cond, const char *fmt, ...);
+void __attribute__((noreturn, format(printf, 1, 2))) tsan_skip_test(const char *fmt, ...);
 
 #define TestSuite(sname, ...)                                                      \
 	static struct tsan_suite tsan_suite_##sname = { .name = #sname, __VA_ARGS__ }; \
@@ -70,6 +74,8 @@ tsan_assert_fail(const char *file, int line, const char *cond, const char *fmt, 
 #define cr_assert_null(p, ...) cr_assert((p) == NULL, __VA_ARGS__)
 #define cr_assert_not_null(p, ...) cr_assert((p) != NULL, __VA_ARGS__)
 #define cr_assert_fail(...) tsan_assert_fail(__FILE__, __LINE__, "cr_assert_fail", " " __VA_ARGS__)
+/* cr_skip_test(fmt, ...): mark the test skipped and leave it. */
+#define cr_skip_test(...) tsan_skip_test(__VA_ARGS__)
 #define cr_log_info(...) (fprintf(stderr, __VA_ARGS__), fputc('\n', stderr))
 #define cr_log_warn cr_log_info
 
