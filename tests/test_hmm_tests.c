@@ -221,6 +221,19 @@ TestSuite(hmm2_device_coherent, .init = hmm2_setup_coherent, .fini = hmm_teardow
 	}                                                                                  \
 	static void hmm_test_##name(void)
 
+/* TEST_F_TIMEOUT(hmm, name, seconds). */
+#define HMM_TEST_TIMEOUT(name, seconds)                                                    \
+	static void hmm_test_##name(void);                                                 \
+	Test(hmm_device_private, name, .timeout = (seconds))                               \
+	{                                                                                  \
+		hmm_test_##name();                                                         \
+	}                                                                                  \
+	Test(hmm_device_coherent, name, .timeout = (seconds))                              \
+	{                                                                                  \
+		hmm_test_##name();                                                         \
+	}                                                                                  \
+	static void hmm_test_##name(void)
+
 /* TEST_F(hmm2, name). */
 #define HMM2_TEST(name)                                                                    \
 	static void hmm2_test_##name(void);                                                \
@@ -2110,7 +2123,7 @@ static void print_benchmark_results(const char *test_name, size_t buffer_size,
  * Benchmark THP migration against 4 KiB migration; asserts only that each
  * migration succeeds.  Under a sanitizer the largest sizes are left out.
  */
-HMM_TEST(benchmark_thp_migration)
+HMM_TEST_TIMEOUT(benchmark_thp_migration, 300)
 {
 	struct benchmark_results thp_results, regular_results;
 	size_t thp_size = read_pmd_pagesize();
