@@ -83,6 +83,10 @@ struct uhmm_machine {
 	struct list_head mms;
 	int nr_mms;
 
+	pthread_mutex_t pgmap_lock; /* protects @pgmaps, @nr_pgmaps (a leaf lock) */
+	struct list_head pgmaps;    /* memremapped device memory (struct memremap_info) */
+	int nr_pgmaps;
+
 	pthread_mutex_t inodes_lock; /* protects @inodes, @nr_inodes, @last_ino */
 	struct list_head inodes;     /* every live inode (inode->i_sb_list) */
 	int nr_inodes;
@@ -676,6 +680,17 @@ void folio_migrate_flags(struct folio *newfolio, struct folio *folio);
  * folio_put().
  */
 void free_zone_device_folio(struct folio *folio);
+
+/**
+ * struct memremap_info - what memremap_pages() keeps for a dev_pagemap
+ * (pgmap->priv): its place on machine->pgmaps and its PFN range.
+ */
+struct memremap_info {
+	struct list_head list;
+	struct dev_pagemap *pgmap;
+	unsigned long start_pfn;
+	unsigned long nr_pages;
+};
 
 /* ------------------------------------------------------------------ */
 /* Notifiers (mmu_notifier.c)                                          */

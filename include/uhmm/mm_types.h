@@ -70,6 +70,10 @@ struct page {
 			unsigned long index;  /* page offset within the mapping */
 			unsigned long private;/* buddy: order of the free block */
 		};
+		struct { /* ZONE_DEVICE pages (overlay lru, as in Linux) */
+			struct dev_pagemap *pgmap;
+			void *zone_device_data;
+		};
 		struct { /* tail pages of a large folio */
 			unsigned long compound_head; /* head | 1 */
 		};
