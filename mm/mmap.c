@@ -314,6 +314,7 @@ void mmdrop(struct mm_struct *mm)
 {
 	if (atomic_fetch_sub(&mm->mm_count, 1) != 1)
 		return;
+	mmu_notifier_subscriptions_destroy(mm);
 	pthread_rwlock_destroy(&mm->mmap_lock);
 	pthread_mutex_destroy(&mm->page_table_lock);
 	free(mm->mm_mt.vmas);
@@ -334,6 +335,8 @@ static void exit_mmap(struct mm_struct *mm)
 	machine->nr_mms--;
 	pthread_mutex_unlock(&machine->mms_lock);
 
+	/* Interval notifiers hear MMU_NOTIFY_RELEASE before anything goes. */
+	mmu_notifier_release(mm);
 	pthread_rwlock_wrlock(&mm->mmap_lock);
 	for (size_t i = 0; i < mm->mm_mt.nr; i++) {
 		struct vm_area_struct *vma = mm->mm_mt.vmas[i];
