@@ -368,6 +368,11 @@ void rmap_walk_anon(struct folio *folio,
  */
 void zap_page_range(struct vm_area_struct *vma, unsigned long start, unsigned long end);
 /**
+ * zap_page_range_single() - zap_page_range() inside one MMU_NOTIFY_CLEAR
+ * invalidation of [@start, @end) in @vma's mm (MADV_DONTNEED).
+ */
+void zap_page_range_single(struct vm_area_struct *vma, unsigned long start, unsigned long end);
+/**
  * struct zap_details - what a file's reverse-map zap leaves alone.
  * @single_folio: only zap entries that map this folio (or NULL: all).
  * @even_cows: also zap anonymous (COWed) pages of private mappings.

@@ -485,6 +485,7 @@ static void file_vma_bounds(struct mm_struct *mm, unsigned long start, unsigned 
 int do_munmap_locked(struct mm_struct *mm, unsigned long start, unsigned long end)
 {
 	struct vm_area_struct *vma = find_vma(mm, start);
+	struct mmu_notifier_range range;
 	unsigned long floor, ceiling;
 	size_t first, last;
 	int err;
@@ -506,10 +507,14 @@ int do_munmap_locked(struct mm_struct *mm, unsigned long start, unsigned long en
 	last = first;
 	while (last < mm->mm_mt.nr && mm->mm_mt.vmas[last]->vm_end <= end)
 		last++;
+	/* unmap_vmas(): one MMU_NOTIFY_UNMAP over the whole munmap range. */
+	mmu_notifier_range_init(&range, MMU_NOTIFY_UNMAP, 0, mm, start, end);
+	mmu_notifier_invalidate_range_start(&range);
 	for (size_t i = first; i < last; i++) {
 		vma = mm->mm_mt.vmas[i];
 		zap_page_range(vma, vma->vm_start, vma->vm_end);
 	}
+	mmu_notifier_invalidate_range_end(&range);
 	for (size_t i = first; i < last; i++)
 		vm_area_free(mm->mm_mt.vmas[i]);
 	memmove(&mm->mm_mt.vmas[first], &mm->mm_mt.vmas[last],
