@@ -399,7 +399,8 @@ static void audit_vma_file(struct audit *a, struct vm_area_struct *vma)
 	bool found = false;
 
 	if (!vma->vm_file) {
-		if (vma->vm_ops || !list_empty(&vma->shared))
+		/* A device's VMA (mm_mmap_device()) has vm_ops and no file. */
+		if ((vma->vm_ops && vma->vm_ops != &device_vm_ops) || !list_empty(&vma->shared))
 			violation(a, "mm %p: anonymous VMA %#lx has vm_ops or an i_mmap link",
 				  (void *)a->mm, vma->vm_start);
 		return;

@@ -777,7 +777,7 @@ out:
  * The vm_ops of a driver's VMA: no ->fault, so a touch of a page the driver
  * did not insert raises SIGBUS, as in Linux for a VMA without ->fault.
  */
-static const struct vm_operations_struct device_vm_ops = {
+const struct vm_operations_struct device_vm_ops = {
 	.name = "device",
 };
 
