@@ -16,6 +16,12 @@
  *   folio lock  ->  mapping->i_pages_lock (page-cache index; a leaf apart
  *   from malloc and the zone lock)
  *   machine->mms_lock / machine->inodes_lock  ->  the locks above (audit)
+ * Notifiers (mmu_notifier.c): mmu_notifier_invalidate_range_start()/_end()
+ * run under mmap_lock or the rmap locks (i_mmap_rwsem, anon_vma lock, folio
+ * lock), never under a page-table lock; a driver's invalidate() and the
+ * driver lock it takes nest there.  mm->notifier_subscriptions->lock is a
+ * leaf.  mmu_interval_read_begin() and mmu_interval_notifier_remove() sleep
+ * until invalidations end: no mmap_lock, rmap lock or driver lock held.
  * i_rwsem and mmap_lock are never held together (MADV_REMOVE drops
  * mmap_lock before it punches the hole, as Linux's madvise_remove() does).
  * A reverse-map walk of a file (unmap_mapping_range()) zaps page tables
@@ -32,6 +38,7 @@
 
 #include "uhmm/mm.h"
 #include "uhmm/fs.h"
+#include "uhmm/mmu_notifier.h"
 
 /* ------------------------------------------------------------------ */
 /* The machine (page_alloc.c)                                          */
@@ -370,6 +377,11 @@ struct anon_vma *folio_get_anon_vma(struct folio *folio);
  */
 void zap_page_range(struct vm_area_struct *vma, unsigned long start, unsigned long end);
 /**
+ * zap_page_range_single() - zap_page_range() inside one MMU_NOTIFY_CLEAR
+ * invalidation of [@start, @end) in @vma's mm (MADV_DONTNEED).
+ */
+void zap_page_range_single(struct vm_area_struct *vma, unsigned long start, unsigned long end);
+/**
  * struct zap_details - what a file's reverse-map zap leaves alone.
  * @single_folio: only zap entries that map this folio (or NULL: all).
  * @even_cows: also zap anonymous (COWed) pages of private mappings.
@@ -658,7 +670,8 @@ void try_to_unmap(struct folio *folio, enum ttu_flags flags);
 /**
  * try_to_migrate() - replace every mapping of a locked folio with a
  * migration entry (writable, readable-exclusive or readable after the
- * PTE), device-private entries included.  Fires MMU_NOTIFY_MIGRATE.
+ * PTE), device-private entries included.  Fires MMU_NOTIFY_CLEAR per VMA,
+ * as Linux's try_to_migrate_one() does.
  * Check folio_mapped() afterwards.
  */
 void try_to_migrate(struct folio *folio, enum ttu_flags flags);
@@ -710,6 +723,13 @@ struct memremap_info {
 	unsigned long start_pfn;
 	unsigned long nr_pages;
 };
+
+/* ------------------------------------------------------------------ */
+/* Notifiers (mmu_notifier.c)                                          */
+/* ------------------------------------------------------------------ */
+
+/** mmu_notifier_subscriptions_destroy() - free @mm's notifier state (last mmdrop). */
+void mmu_notifier_subscriptions_destroy(struct mm_struct *mm);
 
 /* Reports from the audit and from internal consistency checks. */
 #define uhmm_warn(fmt, ...) fprintf(stderr, "uhmm: " fmt "\n", ##__VA_ARGS__)

@@ -15,6 +15,7 @@
 
 #include "internal.h"
 #include "uhmm/gup.h"
+#include "uhmm/mmu_notifier.h"
 
 static struct anon_vma *anon_vma_alloc(void)
 {
@@ -591,6 +592,44 @@ struct ttu_state {
 	bool failed;  /* a mapping must stay: stop */
 };
 
+/*
+ * rmap_one of try_to_unmap()/try_to_migrate(): the folio's span in one VMA,
+ * bracketed by an MMU_NOTIFY_CLEAR invalidation (Linux's try_to_unmap_one()
+ * and try_to_migrate_one() both send CLEAR; the PMD-sized range covers a
+ * PMD mapping).  Called under the rmap lock, without page-table locks.
+ */
+static bool ttu_rmap_one(struct folio *folio, struct vm_area_struct *vma, unsigned long first,
+			 void *arg)
+{
+	struct folio_entry_walk *w = arg;
+	unsigned long start = ALIGN_DOWN(first, PMD_SIZE);
+	unsigned long end = ALIGN(first + folio_size(folio), PMD_SIZE);
+	struct mmu_notifier_range range;
+	bool more;
+
+	if (start < vma->vm_start)
+		start = vma->vm_start;
+	if (end > vma->vm_end)
+		end = vma->vm_end;
+	mmu_notifier_range_init(&range, MMU_NOTIFY_CLEAR, 0, vma->vm_mm, start, end);
+	mmu_notifier_invalidate_range_start(&range);
+	more = walk_folio_in_vma(folio, vma, first, w);
+	mmu_notifier_invalidate_range_end(&range);
+	return more;
+}
+
+/* folio_walk_mappings() with ttu_rmap_one() around each VMA. */
+static void ttu_walk(struct folio *folio, bool (*visit)(const struct folio_mapping *m, void *arg),
+		     struct ttu_state *t)
+{
+	struct folio_entry_walk w = { .folio = folio, .visit = visit, .arg = t };
+
+	if (folio_test_anon(folio))
+		rmap_walk_anon(folio, ttu_rmap_one, &w);
+	else
+		rmap_walk_file(folio, ttu_rmap_one, &w);
+}
+
 /* The swap-format soft-dirty bit an entry replacing @old keeps. */
 static pte_t swp_keep_soft_dirty(pte_t swp, uint64_t old, bool old_present)
 {
@@ -725,9 +764,8 @@ static bool try_to_migrate_one(const struct folio_mapping *m, void *arg)
  * stops.  Device-exclusive entries are left alone.  Check folio_mapped()
  * afterwards.
  *
- * uhmm differs: no mmu_notifier invalidation is sent yet (the notifier
- * subsystem had not landed when this was written); the page-table lock
- * each CPU access holds is the TLB flush.
+ * Each VMA's part is bracketed by an MMU_NOTIFY_CLEAR invalidation, as in
+ * Linux (the owner-tagged MMU_NOTIFY_MIGRATE is migrate_vma_setup()'s).
  */
 void try_to_migrate(struct folio *folio, enum ttu_flags flags)
 {
@@ -735,7 +773,7 @@ void try_to_migrate(struct folio *folio, enum ttu_flags flags)
 
 	do {
 		t.split = false;
-		folio_walk_mappings(folio, try_to_migrate_one, &t);
+		ttu_walk(folio, try_to_migrate_one, &t);
 	} while (t.split && !t.failed);
 }
 
@@ -812,7 +850,7 @@ static bool try_to_unmap_one(const struct folio_mapping *m, void *arg)
  * yet, and stay mapped.  The walk stops at the first mapping that must
  * stay.  Check folio_mapped() afterwards.
  *
- * uhmm differs: no MMU_NOTIFY_CLEAR invalidation yet (see try_to_migrate()).
+ * Each VMA's part is bracketed by an MMU_NOTIFY_CLEAR invalidation.
  */
 void try_to_unmap(struct folio *folio, enum ttu_flags flags)
 {
@@ -820,7 +858,7 @@ void try_to_unmap(struct folio *folio, enum ttu_flags flags)
 
 	do {
 		t.split = false;
-		folio_walk_mappings(folio, try_to_unmap_one, &t);
+		ttu_walk(folio, try_to_unmap_one, &t);
 	} while (t.split && !t.failed);
 }
 

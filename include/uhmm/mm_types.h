@@ -20,6 +20,7 @@ struct mm_struct;
 struct anon_vma;
 struct file;
 struct dev_pagemap;
+struct mmu_notifier_subscriptions;
 
 /**
  * enum pageflags - bits of page->flags (and folio->flags).
@@ -283,6 +284,9 @@ struct mm_struct {
 	atomic_ulong flags;
 	struct list_head mmlist; /* on the machine's list of mms */
 	unsigned long nr_file_vmas; /* VMAs with a vm_file (under mmap_lock) */
+	/* Interval notifiers (mm/mmu_notifier.c): NULL until the first insert;
+	 * published with release semantics, freed by the last mmdrop(). */
+	struct mmu_notifier_subscriptions *notifier_subscriptions;
 };
 
 #endif /* UHMM_MM_TYPES_H */
