@@ -112,6 +112,10 @@ static void zap_page_range_details(struct vm_area_struct *vma, unsigned long sta
 	};
 	struct zap_walk zw = { .vma = vma, .details = details };
 
+	if (is_vm_hugetlb_page(vma)) {
+		unmap_hugepage_range(vma, start, end);
+		return;
+	}
 	walk_page_range(vma->vm_mm, start, end, &ops, &zw);
 }
 
@@ -528,6 +532,8 @@ vm_fault_t handle_mm_fault(struct vm_area_struct *vma, unsigned long addr, unsig
 	vm_fault_t ret;
 	int err;
 
+	if (is_vm_hugetlb_page(vma))
+		return hugetlb_fault(vma, addr, flags);
 	if (flags & FAULT_FLAG_WRITE) {
 		if (!(vma->vm_flags & VM_WRITE))
 			return VM_FAULT_SIGSEGV;

@@ -286,6 +286,8 @@ static unsigned long move_page_tables(struct mm_struct *mm, struct vm_area_struc
 {
 	unsigned long done, extent;
 
+	if (is_vm_hugetlb_page(old_vma))
+		return move_hugetlb_page_tables(old_vma, new_vma, old_addr, new_addr, len);
 	for (done = 0; done < len; done += extent) {
 		unsigned long old = old_addr + done, new = new_addr + done;
 		pmd_t *old_pmd, *new_pmd;
@@ -353,8 +355,11 @@ static struct vm_area_struct *copy_vma(struct vma_remap_struct *vrm, unsigned lo
 	struct mm_struct *mm = vrm->mm;
 	size_t i;
 
-	/* Never faulted: take the pgoff of the new place, so that it may merge there. */
-	if (vma_is_anonymous(vma) && !vma->anon_vma)
+	/*
+	 * Never faulted: take the pgoff of the new place, so that it may merge
+	 * there (not hugetlb: its reservation map is indexed by pgoff).
+	 */
+	if (vma_is_anonymous(vma) && !vma->anon_vma && !is_vm_hugetlb_page(vma))
 		pgoff = vrm->new_addr >> PAGE_SHIFT;
 	if (vma_tree_reserve(mm))
 		return NULL;
@@ -444,7 +449,8 @@ static long vrm_set_new_addr(struct vma_remap_struct *vrm)
 
 	ret = get_unmapped_area(vrm->mm, vrm->vma->vm_file, hint, vrm->new_len,
 				((vrm->flags & MREMAP_FIXED) ? MAP_FIXED : 0) |
-					((vrm->vma->vm_flags & VM_MAYSHARE) ? MAP_SHARED : 0));
+					((vrm->vma->vm_flags & VM_MAYSHARE) ? MAP_SHARED : 0) |
+					((vrm->vma->vm_flags & VM_HUGETLB) ? MAP_HUGETLB : 0));
 	if (ret < 0)
 		return ret;
 	vrm->new_addr = (unsigned long)ret;
