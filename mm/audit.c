@@ -39,6 +39,14 @@
 
 #include "internal.h"
 #include "uhmm/gup.h"
+#include "uhmm/memremap.h"
+
+/* A memremapped device range, audited beside RAM: its pages follow RAM's in the arrays. */
+struct audit_range {
+	unsigned long start_pfn;
+	unsigned long nr_pages;
+	long base;
+};
 
 struct audit {
 	struct uhmm_machine *machine;
@@ -49,6 +57,10 @@ struct audit {
 	int32_t *pmd_maps;/* PMD leaves mapping each folio (at its head) */
 	uint8_t *cached;  /* the page is a folio in some page cache */
 	uint8_t *table;   /* the page is a page table */
+	int32_t *migr;    /* migration entries (PTE or PMD, at the head) pointing at each page */
+	struct audit_range *dev; /* memremapped device ranges of the machine */
+	int nr_dev;
+	long nr_idx;      /* RAM pages + device pages */
 	/* per mm being walked */
 	struct mm_struct *mm;
 	long rss[NR_MM_COUNTERS];
@@ -74,13 +86,22 @@ static void __attribute__((format(printf, 2, 3))) violation(struct audit *a, con
 	fputc('\n', a->report);
 }
 
-/* Index of @pfn in the per-page arrays, or -1 when it is not this machine's RAM. */
+/*
+ * Index of @pfn in the per-page arrays: RAM first, then each device range
+ * of the machine; -1 when it is neither.
+ */
 static long page_idx(struct audit *a, unsigned long pfn)
 {
-	if (pfn < a->machine->start_pfn || pfn >= a->machine->start_pfn + a->machine->nr_pages)
-		return -1;
-	return (long)(pfn - a->machine->start_pfn);
+	if (pfn >= a->machine->start_pfn && pfn < a->machine->start_pfn + a->machine->nr_pages)
+		return (long)(pfn - a->machine->start_pfn);
+	for (int i = 0; i < a->nr_dev; i++)
+		if (pfn >= a->dev[i].start_pfn && pfn < a->dev[i].start_pfn + a->dev[i].nr_pages)
+			return a->dev[i].base + (long)(pfn - a->dev[i].start_pfn);
+	return -1;
 }
+
+/* Is @idx a page of system RAM (not device memory)? */
+static bool idx_is_ram(struct audit *a, long idx) { return idx < (long)a->machine->nr_pages; }
 
 /* A table page of the mm: mark it and check its struct page. */
 static void audit_table(struct audit *a, const void *table, int level)
@@ -88,7 +109,7 @@ static void audit_table(struct audit *a, const void *table, int level)
 	struct page *page = pt_table_page(a->mm, table);
 	long idx = page_idx(a, page_to_pfn(page));
 
-	if (idx < 0) {
+	if (idx < 0 || !idx_is_ram(a, idx)) {
 		violation(a, "mm %p: table %p outside RAM", (void *)a->mm, table);
 		return;
 	}
@@ -156,14 +177,100 @@ static void audit_file_rmap(struct audit *a, struct vm_area_struct *vma, unsigne
 			  (void *)a->mm, addr);
 }
 
+/*
+ * A migration entry (PTE, or PMD with @pmd) at @addr: the folio is locked
+ * and referenced by its migrator; the entry is no mapping but still counts
+ * in the RSS of the folio's kind (as Linux's zap and fork count it).
+ */
+static void audit_migration_entry(struct audit *a, struct vm_area_struct *vma, unsigned long addr,
+				  swp_entry_t entry, bool pmd)
+{
+	unsigned long pfn = swp_offset_pfn(entry);
+	long idx = page_idx(a, pfn);
+	struct folio *folio;
+
+	if (idx < 0) {
+		violation(a, "mm %p addr %#lx: migration entry for pfn %#lx outside memory",
+			  (void *)a->mm, addr, pfn);
+		return;
+	}
+	folio = page_folio(pfn_to_page(pfn));
+	if (pmd && (folio_head(folio) != pfn_to_page(pfn) ||
+		    folio_order(folio) != HPAGE_PMD_ORDER || !IS_ALIGNED(addr, PMD_SIZE))) {
+		violation(a, "mm %p addr %#lx: PMD migration entry for pfn %#lx, not a PMD folio",
+			  (void *)a->mm, addr, pfn);
+		return;
+	}
+	a->migr[idx]++;
+	if (!folio_test_locked(folio) || folio_ref_count(folio) < 1)
+		violation(a, "mm %p addr %#lx: migration entry for pfn %#lx whose folio is not "
+			  "locked and referenced (refcount %d)", (void *)a->mm, addr, pfn,
+			  folio_ref_count(folio));
+	a->rss[mm_counter(folio)] += pmd ? (long)HPAGE_PMD_NR : 1;
+	if (folio_test_anon(folio))
+		audit_anon_rmap(a, vma, addr, pfn_to_page(pfn), false);
+}
+
+/*
+ * A device-private entry (PTE, or PMD with @pmd): a mapping of a
+ * device-private page, counted like a present PROT_NONE entry.
+ */
+static void audit_device_private_entry(struct audit *a, struct vm_area_struct *vma,
+				       unsigned long addr, swp_entry_t entry, bool pmd)
+{
+	unsigned long pfn = swp_offset_pfn(entry);
+	long idx = page_idx(a, pfn);
+	struct page *page = pfn_to_page(pfn);
+	struct folio *folio;
+
+	if (idx < 0 || !is_device_private_page(page)) {
+		violation(a, "mm %p addr %#lx: device-private entry for pfn %#lx, not "
+			  "device-private memory of this machine", (void *)a->mm, addr, pfn);
+		return;
+	}
+	folio = page_folio(page);
+	if (pmd) {
+		if (folio_head(folio) != page || folio_order(folio) != HPAGE_PMD_ORDER ||
+		    !IS_ALIGNED(addr, PMD_SIZE)) {
+			violation(a, "mm %p addr %#lx: device-private PMD for pfn %#lx, not the "
+				  "head of a PMD folio", (void *)a->mm, addr, pfn);
+			return;
+		}
+		a->pmd_maps[idx]++;
+		a->rss[MM_ANONPAGES] += HPAGE_PMD_NR;
+	} else {
+		a->pte_maps[idx]++;
+		a->rss[MM_ANONPAGES]++;
+	}
+	if (!folio_test_anon(folio))
+		violation(a, "mm %p addr %#lx: device-private pfn %#lx is not anonymous",
+			  (void *)a->mm, addr, pfn);
+	else
+		audit_anon_rmap(a, vma, addr, page, is_writable_device_private_entry(entry));
+}
+
 static void audit_pte(struct audit *a, struct vm_area_struct *vma, unsigned long addr, pte_t pte)
 {
 	unsigned long pfn;
 	long idx;
 
 	if (!pte_present(pte)) {
-		violation(a, "mm %p addr %#lx: non-present PTE %#llx (no subsystem installs one yet)",
-			  (void *)a->mm, addr, (unsigned long long)pte_val(pte));
+		swp_entry_t entry = pte_to_swp_entry(pte);
+
+		if (is_migration_entry(entry))
+			audit_migration_entry(a, vma, addr, entry, false);
+		else if (is_device_private_entry(entry))
+			audit_device_private_entry(a, vma, addr, entry, false);
+		else if (is_device_exclusive_entry(entry) &&
+			 (idx = page_idx(a, swp_offset_pfn(entry))) >= 0) {
+			struct page *page = pfn_to_page(swp_offset_pfn(entry));
+
+			a->pte_maps[idx]++;
+			a->rss[mm_counter(page_folio(page))]++;
+			audit_anon_rmap(a, vma, addr, page, false);
+		} else
+			violation(a, "mm %p addr %#lx: non-present PTE %#llx of a kind no subsystem "
+				  "installs yet", (void *)a->mm, addr, (unsigned long long)pte_val(pte));
 		return;
 	}
 	pfn = pte_pfn(pte);
@@ -173,8 +280,9 @@ static void audit_pte(struct audit *a, struct vm_area_struct *vma, unsigned long
 		return;
 	}
 	idx = page_idx(a, pfn);
-	if (idx < 0) {
-		violation(a, "mm %p addr %#lx: PTE maps pfn %#lx outside RAM", (void *)a->mm, addr, pfn);
+	if (idx < 0 || (!idx_is_ram(a, idx) && !is_device_coherent_page(pfn_to_page(pfn)))) {
+		violation(a, "mm %p addr %#lx: PTE maps pfn %#lx, neither RAM nor coherent device "
+			  "memory", (void *)a->mm, addr, pfn);
 		return;
 	}
 	a->pte_maps[idx]++;
@@ -200,7 +308,8 @@ static void audit_pmd_leaf(struct audit *a, struct vm_area_struct *vma, unsigned
 		return;
 	}
 	idx = page_idx(a, pfn);
-	if (idx < 0 || !IS_ALIGNED(addr, PMD_SIZE)) {
+	if (idx < 0 || !IS_ALIGNED(addr, PMD_SIZE) ||
+	    (!idx_is_ram(a, idx) && !is_device_coherent_page(pfn_to_page(pfn)))) {
 		violation(a, "mm %p addr %#lx: PMD maps pfn %#lx", (void *)a->mm, addr, pfn);
 		return;
 	}
@@ -298,9 +407,13 @@ static void audit_pmd_table(struct audit *a, uint64_t *table, unsigned long base
 			violation(a, "mm %p: PMD leaf at %#lx not inside one VMA", (void *)a->mm, addr);
 			continue;
 		}
-		if (is_swap_pmd(pmd))
-			violation(a, "mm %p addr %#lx: PMD swap entry (no subsystem installs one yet)",
-				  (void *)a->mm, addr);
+		if (is_pmd_migration_entry(pmd))
+			audit_migration_entry(a, vma, addr, pmd_to_swp_entry(pmd), true);
+		else if (is_pmd_device_private_entry(pmd))
+			audit_device_private_entry(a, vma, addr, pmd_to_swp_entry(pmd), true);
+		else if (is_swap_pmd(pmd))
+			violation(a, "mm %p addr %#lx: PMD swap entry %#llx of an unknown kind",
+				  (void *)a->mm, addr, (unsigned long long)pmd_val(pmd));
 		else
 			audit_pmd_leaf(a, vma, addr, pmd);
 	}
@@ -433,6 +546,7 @@ static unsigned long audit_folio(struct audit *a, long idx)
 	int pmds = a->pmd_maps[idx];
 	int cached = a->cached[idx];
 	int refs = folio_ref_count(folio);
+	long migr = 0;
 
 	if ((unsigned long)idx + nr > a->machine->nr_pages) {
 		violation(a, "folio %#lx runs past the end of RAM", folio_pfn(folio));
@@ -455,6 +569,7 @@ static unsigned long audit_folio(struct audit *a, long idx)
 				  atomic_load(&page->_mapcount), maps);
 		pte_sum += maps;
 		pages_mapped += maps > 0;
+		migr += a->migr[idx + (long)i];
 	}
 	if (folio_test_large(folio)) {
 		if (folio_entire_mapcount(folio) != pmds)
@@ -475,6 +590,18 @@ static unsigned long audit_folio(struct audit *a, long idx)
 	 * for a small one.  A pinned folio may be mapped by nothing.
 	 */
 	extra = refs - (pte_sum + pmds + cached);
+	if (migr) {
+		/*
+		 * Being migrated: the migrator holds a reference (and the lock,
+		 * checked where the entries were seen); GUP references that
+		 * made the migration fail may be there too.
+		 */
+		if (extra < 1)
+			violation(a, "folio %#lx (order %u): %ld migration entries but refcount %d "
+				  "has no reference for the migrator beyond %ld mappings",
+				  folio_pfn(folio), folio_order(folio), migr, refs, pte_sum + pmds);
+		return nr;
+	}
 	if (folio_test_large(folio))
 		pins = atomic_load(&folio->_pincount);
 	else
@@ -557,6 +684,82 @@ static void audit_hugetlb_pool(struct audit *a)
 	pthread_mutex_unlock(&h->lock);
 }
 
+/*
+ * The pages of one memremapped device range.  A free device page (refcount
+ * 0, the driver's) is mapped by nothing; an in-use folio's per-page,
+ * entire and large mapcounts equal what maps it, and its refcount covers
+ * its mappings (the driver may hold more: an allocated page that is not
+ * yet, or no longer, mapped is the driver's, not a leak).
+ */
+static void audit_device_range(struct audit *a, const struct audit_range *r)
+{
+	for (unsigned long i = 0; i < r->nr_pages;) {
+		struct page *page = pfn_to_page(r->start_pfn + i);
+		long idx = r->base + (long)i;
+		struct folio *folio;
+		unsigned long nr;
+		long pte_sum = 0, pages_mapped = 0;
+
+		if (PageTail(page) || !page_ref_count(page)) {
+			/* Free, or a stale tail of a freed large folio. */
+			if (PageTail(page) && folio_ref_count(page_folio(page)))
+				violation(a, "device pfn %#lx: tail of in-use folio %#lx seen alone",
+					  r->start_pfn + i, folio_pfn(page_folio(page)));
+			else if (a->pte_maps[idx] || a->pmd_maps[idx] ||
+				 atomic_load(&page->_mapcount) != -1)
+				violation(a, "device pfn %#lx is free but mapped (%d PTEs, %d PMDs, "
+					  "_mapcount %d)", r->start_pfn + i, a->pte_maps[idx],
+					  a->pmd_maps[idx], atomic_load(&page->_mapcount));
+			i++;
+			continue;
+		}
+		folio = (struct folio *)(void *)page;
+		nr = folio_nr_pages(folio);
+		if (i + nr > r->nr_pages) {
+			violation(a, "device folio %#lx runs past its range", folio_pfn(folio));
+			return;
+		}
+		for (unsigned long j = 0; j < nr; j++) {
+			struct page *p = folio_page(folio, j);
+			int maps = a->pte_maps[idx + (long)j];
+
+			if (j && (page_folio(p) != folio || page_ref_count(p)))
+				violation(a, "device pfn %#lx: bad tail of folio %#lx", page_to_pfn(p),
+					  folio_pfn(folio));
+			if (j && a->pmd_maps[idx + (long)j])
+				violation(a, "device pfn %#lx: PMD maps a tail page", page_to_pfn(p));
+			if (atomic_load(&p->_mapcount) + 1 != maps)
+				violation(a, "device pfn %#lx: _mapcount %d but %d entries map it",
+					  page_to_pfn(p), atomic_load(&p->_mapcount), maps);
+			pte_sum += maps;
+			pages_mapped += maps > 0;
+		}
+		if (folio_test_large(folio)) {
+			if (folio_entire_mapcount(folio) != a->pmd_maps[idx])
+				violation(a, "device folio %#lx: entire mapcount %d but %d PMDs map it",
+					  folio_pfn(folio), folio_entire_mapcount(folio),
+					  a->pmd_maps[idx]);
+			if (folio_mapcount(folio) != pte_sum + a->pmd_maps[idx])
+				violation(a, "device folio %#lx: large mapcount %d but %ld mappings",
+					  folio_pfn(folio), folio_mapcount(folio),
+					  pte_sum + a->pmd_maps[idx]);
+			if (atomic_load(&folio->_nr_pages_mapped) != pages_mapped)
+				violation(a, "device folio %#lx: nr_pages_mapped %d but %ld pages "
+					  "PTE-mapped", folio_pfn(folio),
+					  atomic_load(&folio->_nr_pages_mapped), pages_mapped);
+		} else if (a->pmd_maps[idx]) {
+			violation(a, "device pfn %#lx: a PMD maps an order-0 page", folio_pfn(folio));
+		}
+		if (folio_ref_count(folio) < pte_sum + a->pmd_maps[idx])
+			violation(a, "device folio %#lx: refcount %d below its %ld mappings",
+				  folio_pfn(folio), folio_ref_count(folio), pte_sum + a->pmd_maps[idx]);
+		if (folio->mapping && !folio_test_anon(folio))
+			violation(a, "device folio %#lx has a page-cache mapping %p", folio_pfn(folio),
+				  folio->mapping);
+		i += nr;
+	}
+}
+
 /* One inode: its page cache (index, folios, counts) and its i_mmap list. */
 static void audit_inode(struct audit *a, struct inode *inode, unsigned long *mmap_vmas)
 {
@@ -621,14 +824,29 @@ int uhmm_audit(struct uhmm_machine *machine, FILE *report)
 {
 	struct audit a = { .machine = machine, .report = report };
 	unsigned long nr = machine->nr_pages;
+	struct memremap_info *info;
 	struct mm_struct *mm;
+	long nr_idx = (long)nr;
 
-	a.state = calloc(nr, 1);
-	a.table = calloc(nr, 1);
-	a.pte_maps = calloc(nr, sizeof(*a.pte_maps));
-	a.pmd_maps = calloc(nr, sizeof(*a.pmd_maps));
-	a.cached = calloc(nr, 1);
-	if (!a.state || !a.table || !a.pte_maps || !a.pmd_maps || !a.cached) {
+	pthread_mutex_lock(&machine->pgmap_lock);
+	a.dev = calloc((size_t)machine->nr_pgmaps + 1, sizeof(*a.dev));
+	if (a.dev)
+		list_for_each_entry(info, &machine->pgmaps, list) {
+			a.dev[a.nr_dev].start_pfn = info->start_pfn;
+			a.dev[a.nr_dev].nr_pages = info->nr_pages;
+			a.dev[a.nr_dev].base = nr_idx;
+			nr_idx += (long)info->nr_pages;
+			a.nr_dev++;
+		}
+	pthread_mutex_unlock(&machine->pgmap_lock);
+	a.nr_idx = nr_idx;
+	a.state = calloc((size_t)nr_idx, 1);
+	a.table = calloc((size_t)nr_idx, 1);
+	a.pte_maps = calloc((size_t)nr_idx, sizeof(*a.pte_maps));
+	a.pmd_maps = calloc((size_t)nr_idx, sizeof(*a.pmd_maps));
+	a.migr = calloc((size_t)nr_idx, sizeof(*a.migr));
+	a.cached = calloc((size_t)nr_idx, 1);
+	if (!a.dev || !a.state || !a.table || !a.pte_maps || !a.pmd_maps || !a.cached || !a.migr) {
 		violation(&a, "out of host memory for the audit");
 		goto out;
 	}
@@ -715,7 +933,11 @@ int uhmm_audit(struct uhmm_machine *machine, FILE *report)
 		idx += (long)audit_folio(&a, idx);
 	}
 	audit_hugetlb_pool(&a);
+	for (int i = 0; i < a.nr_dev; i++)
+		audit_device_range(&a, &a.dev[i]);
 out:
+	free(a.dev);
+	free(a.migr);
 	free(a.state);
 	free(a.table);
 	free(a.pte_maps);

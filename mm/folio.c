@@ -23,6 +23,7 @@
 #include <pthread.h>
 
 #include "internal.h"
+#include "pfn_space.h"
 #include "page_alloc.h"
 
 #define FOLIO_WAIT_TABLE_BITS 8
@@ -223,7 +224,7 @@ void __folio_free(struct folio *folio)
 	unsigned int order;
 	unsigned long i;
 
-	if (!machine) {
+	if (!machine || pfn_space_owner(page_to_pfn(head))) {
 		uhmm_warn("__folio_free: pfn %#lx is not system RAM", page_to_pfn(head));
 		return;
 	}
@@ -295,8 +296,12 @@ void folio_put_refs(struct folio *folio, int refs)
 		}
 	} while (!atomic_compare_exchange_weak(&folio->_refcount, &old, old - refs));
 
-	if (old == refs)
-		__folio_free(folio);
+	if (old == refs) {
+		if (pfn_space_owner(folio_pfn(folio)))
+			free_zone_device_folio(folio);
+		else
+			__folio_free(folio);
+	}
 }
 
 /**

@@ -705,6 +705,7 @@ static bool unmap_ref_private_one(struct folio *folio, struct vm_area_struct *vm
 				  unsigned long addr, void *arg)
 {
 	struct unmap_ref_arg *u = arg;
+	struct mmu_notifier_range range;
 	pthread_mutex_t *ptl;
 	pmd_t *pmd;
 
@@ -714,6 +715,8 @@ static bool unmap_ref_private_one(struct folio *folio, struct vm_area_struct *vm
 	pmd = pmd_off(vma->vm_mm, addr);
 	if (!pmd)
 		return true;
+	mmu_notifier_range_init(&range, MMU_NOTIFY_CLEAR, 0, vma->vm_mm, addr, addr + HPAGE_SIZE);
+	mmu_notifier_invalidate_range_start(&range);
 	ptl = pmd_lock(vma->vm_mm, pmd);
 	if (pmd_leaf(pmdp_get(pmd)) && pmd_pfn(pmdp_get(pmd)) == folio_pfn(folio)) {
 		pmdp_get_and_clear(pmd);
@@ -721,6 +724,7 @@ static bool unmap_ref_private_one(struct folio *folio, struct vm_area_struct *vm
 		folio_put(folio); /* the caller holds its own reference */
 	}
 	spin_unlock(ptl);
+	mmu_notifier_invalidate_range_end(&range);
 	return true;
 }
 
@@ -747,6 +751,7 @@ static vm_fault_t hugetlb_wp(struct vm_area_struct *vma, pmd_t *pmd, unsigned lo
 {
 	struct mm_struct *mm = vma->vm_mm;
 	bool owner = vma_resv_map(vma) != NULL, retried = false;
+	struct mmu_notifier_range range;
 	struct folio *old, *new;
 	pthread_mutex_t *ptl;
 	pmd_t orig;
@@ -787,9 +792,13 @@ retry:
 		return VM_FAULT_SIGBUS;
 	}
 	memcpy(folio_address(new), folio_address(old), HPAGE_SIZE);
+	/* The old page leaves this mapping: MMU_NOTIFY_CLEAR, as Linux's hugetlb_wp(). */
+	mmu_notifier_range_init(&range, MMU_NOTIFY_CLEAR, 0, mm, haddr, haddr + HPAGE_SIZE);
+	mmu_notifier_invalidate_range_start(&range);
 	ptl = pmd_lock(mm, pmd);
 	if (pmd_val(pmdp_get(pmd)) != pmd_val(orig)) {
 		spin_unlock(ptl);
+		mmu_notifier_invalidate_range_end(&range);
 		folio_put(new);
 		folio_put(old);
 		return 0;
@@ -799,6 +808,7 @@ retry:
 	hugetlb_remove_rmap(old);
 	folio_put(old); /* the mapping's reference */
 	spin_unlock(ptl);
+	mmu_notifier_invalidate_range_end(&range);
 	folio_put(old); /* ours */
 	return 0;
 }

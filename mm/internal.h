@@ -16,6 +16,12 @@
  *   folio lock  ->  mapping->i_pages_lock (page-cache index; a leaf apart
  *   from malloc and the zone lock)
  *   machine->mms_lock / machine->inodes_lock  ->  the locks above (audit)
+ * Notifiers (mmu_notifier.c): mmu_notifier_invalidate_range_start()/_end()
+ * run under mmap_lock or the rmap locks (i_mmap_rwsem, anon_vma lock, folio
+ * lock), never under a page-table lock; a driver's invalidate() and the
+ * driver lock it takes nest there.  mm->notifier_subscriptions->lock is a
+ * leaf.  mmu_interval_read_begin() and mmu_interval_notifier_remove() sleep
+ * until invalidations end: no mmap_lock, rmap lock or driver lock held.
  * i_rwsem and mmap_lock are never held together (MADV_REMOVE drops
  * mmap_lock before it punches the hole, as Linux's madvise_remove() does).
  * A reverse-map walk of a file (unmap_mapping_range()) zaps page tables
@@ -33,6 +39,7 @@
 #include "uhmm/mm.h"
 #include "uhmm/fs.h"
 #include "uhmm/hugetlb.h"
+#include "uhmm/mmu_notifier.h"
 
 /* ------------------------------------------------------------------ */
 /* The machine (page_alloc.c)                                          */
@@ -95,6 +102,10 @@ struct uhmm_machine {
 	pthread_mutex_t mms_lock;
 	struct list_head mms;
 	int nr_mms;
+
+	pthread_mutex_t pgmap_lock; /* protects @pgmaps, @nr_pgmaps (a leaf lock) */
+	struct list_head pgmaps;    /* memremapped device memory (struct memremap_info) */
+	int nr_pgmaps;
 
 	pthread_mutex_t inodes_lock; /* protects @inodes, @nr_inodes, @last_ino */
 	struct list_head inodes;     /* every live inode (inode->i_sb_list) */
@@ -378,6 +389,11 @@ void rmap_walk_anon(struct folio *folio,
  * Needs mmap_lock (read is enough: tables are not freed).
  */
 void zap_page_range(struct vm_area_struct *vma, unsigned long start, unsigned long end);
+/**
+ * zap_page_range_single() - zap_page_range() inside one MMU_NOTIFY_CLEAR
+ * invalidation of [@start, @end) in @vma's mm (MADV_DONTNEED).
+ */
+void zap_page_range_single(struct vm_area_struct *vma, unsigned long start, unsigned long end);
 /**
  * struct zap_details - what a file's reverse-map zap leaves alone.
  * @single_folio: only zap entries that map this folio (or NULL: all).
@@ -761,6 +777,24 @@ int copy_hugetlb_page_range(struct vm_area_struct *dst_vma, struct vm_area_struc
 unsigned long hugetlb_vma_resv_pages(struct vm_area_struct *vma);
 /** hugetlb_vma_may_split() - may_split: 0 when @addr is 2 MiB aligned, else -EINVAL. */
 int hugetlb_vma_may_split(struct vm_area_struct *vma, unsigned long addr);
+
+/**
+ * struct memremap_info - what memremap_pages() keeps for a dev_pagemap
+ * (pgmap->priv): its place on machine->pgmaps and its PFN range.
+ */
+struct memremap_info {
+	struct list_head list;
+	struct dev_pagemap *pgmap;
+	unsigned long start_pfn;
+	unsigned long nr_pages;
+};
+
+/* ------------------------------------------------------------------ */
+/* Notifiers (mmu_notifier.c)                                          */
+/* ------------------------------------------------------------------ */
+
+/** mmu_notifier_subscriptions_destroy() - free @mm's notifier state (last mmdrop). */
+void mmu_notifier_subscriptions_destroy(struct mm_struct *mm);
 
 /* Reports from the audit and from internal consistency checks. */
 #define uhmm_warn(fmt, ...) fprintf(stderr, "uhmm: " fmt "\n", ##__VA_ARGS__)

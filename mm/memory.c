@@ -112,16 +112,55 @@ static void zap_page_range_details(struct vm_area_struct *vma, unsigned long sta
 	};
 	struct zap_walk zw = { .vma = vma, .details = details };
 
-	if (is_vm_hugetlb_page(vma)) {
-		unmap_hugepage_range(vma, start, end);
-		return;
-	}
 	walk_page_range(vma->vm_mm, start, end, &ops, &zw);
 }
 
 void zap_page_range(struct vm_area_struct *vma, unsigned long start, unsigned long end)
 {
+	/*
+	 * hugetlb dispatch here and in zap_page_range_single(), under
+	 * mmap_lock: a file's reverse-map zap reads no vm_flags (and never
+	 * meets a hugetlb VMA: hugetlb files are not truncated or punched).
+	 */
+	if (is_vm_hugetlb_page(vma)) {
+		unmap_hugepage_range(vma, start, end);
+		return;
+	}
 	zap_page_range_details(vma, start, end, NULL);
+}
+
+/*
+ * zap_vma_range_notify() - zap [@start, @end) of @vma inside one
+ * MMU_NOTIFY_CLEAR invalidation of its mm, as Linux's
+ * zap_page_range_single_batched() does.
+ */
+static void zap_vma_range_notify(struct vm_area_struct *vma, unsigned long start,
+				 unsigned long end, const struct zap_details *details)
+{
+	struct mmu_notifier_range range;
+
+	mmu_notifier_range_init(&range, MMU_NOTIFY_CLEAR, 0, vma->vm_mm, start, end);
+	mmu_notifier_invalidate_range_start(&range);
+	zap_page_range_details(vma, start, end, details);
+	mmu_notifier_invalidate_range_end(&range);
+}
+
+/**
+ * zap_page_range_single() - zap_page_range() inside an MMU_NOTIFY_CLEAR
+ * invalidation of [@start, @end) (MADV_DONTNEED).  mmap_lock held.
+ */
+void zap_page_range_single(struct vm_area_struct *vma, unsigned long start, unsigned long end)
+{
+	if (is_vm_hugetlb_page(vma)) {
+		struct mmu_notifier_range range;
+
+		mmu_notifier_range_init(&range, MMU_NOTIFY_CLEAR, 0, vma->vm_mm, start, end);
+		mmu_notifier_invalidate_range_start(&range);
+		unmap_hugepage_range(vma, start, end);
+		mmu_notifier_invalidate_range_end(&range);
+		return;
+	}
+	zap_vma_range_notify(vma, start, end, NULL);
 }
 
 /*
@@ -142,8 +181,8 @@ static void unmap_mapping_range_tree(struct address_space *mapping, unsigned lon
 			continue;
 		from = first > vstart ? first : vstart;
 		to = last < vlast ? last : vlast;
-		zap_page_range_details(vma, vma->vm_start + ((from - vstart) << PAGE_SHIFT),
-				       vma->vm_start + ((to - vstart + 1) << PAGE_SHIFT), details);
+		zap_vma_range_notify(vma, vma->vm_start + ((from - vstart) << PAGE_SHIFT),
+				     vma->vm_start + ((to - vstart + 1) << PAGE_SHIFT), details);
 	}
 }
 
@@ -259,6 +298,7 @@ static vm_fault_t wp_page_copy(struct vm_area_struct *vma, pmd_t *pmd, unsigned 
 	bool from_zero = pte_pfn(orig) == mm->machine->zero_pfn;
 	struct page *old_page = from_zero ? NULL : pfn_to_page(pte_pfn(orig));
 	struct folio *old_folio = NULL;
+	struct mmu_notifier_range range;
 	struct folio *folio;
 	pthread_mutex_t *ptl;
 	pte_t *pte;
@@ -277,10 +317,15 @@ static vm_fault_t wp_page_copy(struct vm_area_struct *vma, pmd_t *pmd, unsigned 
 			folio_put(old_folio);
 		return VM_FAULT_OOM;
 	}
+	/* The old page goes from the mm: mirrors must drop it first. */
+	mmu_notifier_range_init(&range, MMU_NOTIFY_CLEAR, 0, mm, addr & PAGE_MASK,
+				(addr & PAGE_MASK) + PAGE_SIZE);
+	mmu_notifier_invalidate_range_start(&range);
 	pte = pte_offset_map_lock(mm, pmd, addr, &ptl);
 	if (!pte || pte_val(ptep_get(pte)) != pte_val(orig)) {
 		if (pte)
 			spin_unlock(ptl);
+		mmu_notifier_invalidate_range_end(&range);
 		folio_put(folio);
 		if (old_folio)
 			folio_put(old_folio);
@@ -303,6 +348,7 @@ static vm_fault_t wp_page_copy(struct vm_area_struct *vma, pmd_t *pmd, unsigned 
 		add_mm_counter(mm, MM_ANONPAGES, 1);
 	}
 	spin_unlock(ptl);
+	mmu_notifier_invalidate_range_end(&range);
 	if (old_folio)
 		folio_put(old_folio); /* ours */
 	return 0;

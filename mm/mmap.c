@@ -323,6 +323,7 @@ void mmdrop(struct mm_struct *mm)
 {
 	if (atomic_fetch_sub(&mm->mm_count, 1) != 1)
 		return;
+	mmu_notifier_subscriptions_destroy(mm);
 	pthread_rwlock_destroy(&mm->mmap_lock);
 	pthread_mutex_destroy(&mm->page_table_lock);
 	free(mm->mm_mt.vmas);
@@ -343,6 +344,8 @@ static void exit_mmap(struct mm_struct *mm)
 	machine->nr_mms--;
 	pthread_mutex_unlock(&machine->mms_lock);
 
+	/* Interval notifiers hear MMU_NOTIFY_RELEASE before anything goes. */
+	mmu_notifier_release(mm);
 	pthread_rwlock_wrlock(&mm->mmap_lock);
 	for (size_t i = 0; i < mm->mm_mt.nr; i++) {
 		struct vm_area_struct *vma = mm->mm_mt.vmas[i];
@@ -508,6 +511,7 @@ static void file_vma_bounds(struct mm_struct *mm, unsigned long start, unsigned 
 int do_munmap_locked(struct mm_struct *mm, unsigned long start, unsigned long end)
 {
 	struct vm_area_struct *vma = find_vma(mm, start);
+	struct mmu_notifier_range range;
 	unsigned long floor, ceiling;
 	size_t first, last;
 	int err;
@@ -539,12 +543,16 @@ int do_munmap_locked(struct mm_struct *mm, unsigned long start, unsigned long en
 	last = first;
 	while (last < mm->mm_mt.nr && mm->mm_mt.vmas[last]->vm_end <= end)
 		last++;
+	/* unmap_vmas(): one MMU_NOTIFY_UNMAP over the whole munmap range. */
+	mmu_notifier_range_init(&range, MMU_NOTIFY_UNMAP, 0, mm, start, end);
+	mmu_notifier_invalidate_range_start(&range);
 	for (size_t i = first; i < last; i++) {
 		vma = mm->mm_mt.vmas[i];
 		zap_page_range(vma, vma->vm_start, vma->vm_end);
 		if (is_vm_hugetlb_page(vma))
 			hugetlb_vm_op_close(vma);
 	}
+	mmu_notifier_invalidate_range_end(&range);
 	for (size_t i = first; i < last; i++)
 		vm_area_free(mm->mm_mt.vmas[i]);
 	memmove(&mm->mm_mt.vmas[first], &mm->mm_mt.vmas[last],

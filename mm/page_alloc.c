@@ -248,6 +248,60 @@ bool pfn_space_lookup(unsigned long pfn, struct pfn_range *range)
 }
 
 /**
+ * pfn_space_attach() - change the bytes, machine and owner of a range.
+ * @start_pfn: a value pfn_space_register() returned.
+ * @bytes: the memory behind the first frame, or NULL.
+ * @machine: the machine, or NULL.
+ * @owner: the owner, or NULL.
+ *
+ * Takes pfn_space_lock.  Readers see either the old or the new values of
+ * each field (device memory is attached before any of its pages is used
+ * and detached after the last use).
+ *
+ * Return: 0, or -EINVAL when no range starts at @start_pfn.
+ */
+int pfn_space_attach(unsigned long start_pfn, char *bytes, struct uhmm_machine *machine,
+		     void *owner)
+{
+	unsigned long first = start_pfn >> PFN_SECTION_SHIFT, nr_pages, sec;
+
+	if (first >= PFN_SPACE_NR_SECTIONS)
+		return -EINVAL;
+	pthread_mutex_lock(&pfn_space_lock);
+	nr_pages = pfn_sections[first].nr_pages;
+	if (!nr_pages || pfn_sections[first].start_pfn != start_pfn) {
+		pthread_mutex_unlock(&pfn_space_lock);
+		return -EINVAL;
+	}
+	for (sec = first; sec < first + ((nr_pages + PAGES_PER_SECTION - 1) >> PFN_SECTION_SHIFT);
+	     sec++) {
+		struct pfn_section *s = &pfn_sections[sec];
+
+		__atomic_store_n(&s->bytes, bytes, __ATOMIC_RELEASE);
+		__atomic_store_n(&s->machine, machine, __ATOMIC_RELEASE);
+		__atomic_store_n(&s->owner, owner, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&pfn_space_lock);
+	return 0;
+}
+
+/**
+ * pfn_space_owner() - the owner of the range that contains @pfn.
+ * @pfn: any value.
+ *
+ * Lock-free, O(1).
+ *
+ * Return: the owner (a dev_pagemap for device memory), or NULL.
+ */
+void *pfn_space_owner(unsigned long pfn)
+{
+	unsigned long start, nr;
+	const struct pfn_section *s = pfn_section(pfn, &start, &nr);
+
+	return s ? __atomic_load_n(&s->owner, __ATOMIC_ACQUIRE) : NULL;
+}
+
+/**
  * pfn_valid() - does @pfn belong to memory that a machine or device registered?
  * @pfn: any value.
  *
@@ -279,7 +333,7 @@ void *page_address(const struct page *page)
 
 	if (!s)
 		return NULL;
-	bytes = __atomic_load_n(&s->bytes, __ATOMIC_RELAXED);
+	bytes = __atomic_load_n(&s->bytes, __ATOMIC_ACQUIRE);
 	if (!bytes)
 		return NULL;
 	return bytes + ((pfn - start) << PAGE_SHIFT);
@@ -291,14 +345,15 @@ void *page_address(const struct page *page)
  *
  * Lock-free, O(1).
  *
- * Return: the machine, or NULL for device memory and invalid pages.
+ * Return: the machine, the machine a memremapped device page is attached to
+ * (see memremap_pages()), or NULL for reserved-only and invalid pages.
  */
 struct uhmm_machine *page_machine(const struct page *page)
 {
 	unsigned long start, nr;
 	const struct pfn_section *s = pfn_section(page_to_pfn(page), &start, &nr);
 
-	return s ? __atomic_load_n(&s->machine, __ATOMIC_RELAXED) : NULL;
+	return s ? __atomic_load_n(&s->machine, __ATOMIC_ACQUIRE) : NULL;
 }
 
 /* ------------------------------------------------------------------ */
@@ -538,7 +593,7 @@ void __free_pages(struct page *page, unsigned int order)
 	struct uhmm_machine *machine = page_machine(page);
 	int old;
 
-	if (!machine || order > MAX_PAGE_ORDER) {
+	if (!machine || pfn_space_owner(page_to_pfn(page)) || order > MAX_PAGE_ORDER) {
 		uhmm_warn("__free_pages: pfn %#lx order %u is not system RAM", page_to_pfn(page),
 			  order);
 		return;
@@ -741,6 +796,8 @@ struct uhmm_machine *uhmm_machine_create(const struct uhmm_machine_config *confi
 	INIT_LIST_HEAD(&machine->mms);
 	pthread_mutex_init(&machine->inodes_lock, NULL);
 	INIT_LIST_HEAD(&machine->inodes);
+	pthread_mutex_init(&machine->pgmap_lock, NULL);
+	INIT_LIST_HEAD(&machine->pgmaps);
 	atomic_init(&machine->fail_count, 0);
 	atomic_init(&machine->thp_enabled, config->thp_enabled);
 	machine->huge_zero_enabled = !config->no_huge_zero_page;
@@ -789,6 +846,13 @@ int uhmm_machine_destroy(struct uhmm_machine *machine)
 	if (busy)
 		return -EBUSY;
 
+	/* Memremapped device memory is attached to the machine. */
+	pthread_mutex_lock(&machine->pgmap_lock);
+	busy = machine->nr_pgmaps > 0;
+	pthread_mutex_unlock(&machine->pgmap_lock);
+	if (busy)
+		return -EBUSY;
+
 	/* A file keeps its page cache, and the machine, alive. */
 	pthread_mutex_lock(&machine->inodes_lock);
 	busy = machine->nr_inodes > 0 || !list_empty(&machine->inodes);
@@ -830,6 +894,7 @@ int uhmm_machine_destroy(struct uhmm_machine *machine)
 	pthread_mutex_destroy(&machine->huge_zero_lock);
 	pthread_mutex_destroy(&machine->mms_lock);
 	pthread_mutex_destroy(&machine->inodes_lock);
+	pthread_mutex_destroy(&machine->pgmap_lock);
 	free(machine);
 	return 0;
 }

@@ -85,4 +85,23 @@ void pfn_space_unregister(unsigned long start_pfn);
  */
 bool pfn_space_lookup(unsigned long pfn, struct pfn_range *range);
 
+/**
+ * pfn_space_attach() - change what a registered range is: its bytes, its
+ * machine and its owner (memremap_pages() attaches device memory to a
+ * range request_free_mem_region() reserved; memunmap_pages() detaches it
+ * with NULLs).
+ * @start_pfn: a value pfn_space_register() returned.
+ *
+ * Takes the global PFN-space mutex.  Return: 0, or -EINVAL when no range
+ * starts at @start_pfn.
+ */
+int pfn_space_attach(unsigned long start_pfn, char *bytes, struct uhmm_machine *machine,
+		     void *owner);
+
+/**
+ * pfn_space_owner() - the owner of the range that contains @pfn (NULL for
+ * system RAM, reserved-only ranges and invalid PFNs).  Lock-free, O(1).
+ */
+void *pfn_space_owner(unsigned long pfn);
+
 #endif /* UHMM_MM_PFN_SPACE_H */

@@ -20,6 +20,7 @@ struct mm_struct;
 struct anon_vma;
 struct file;
 struct dev_pagemap;
+struct mmu_notifier_subscriptions;
 
 /**
  * enum pageflags - bits of page->flags (and folio->flags).
@@ -69,6 +70,10 @@ struct page {
 			void *mapping;        /* anon: anon_vma | PAGE_MAPPING_ANON */
 			unsigned long index;  /* page offset within the mapping */
 			unsigned long private;/* buddy: order of the free block */
+		};
+		struct { /* ZONE_DEVICE pages (overlay lru, as in Linux) */
+			struct dev_pagemap *pgmap;
+			void *zone_device_data;
 		};
 		struct { /* tail pages of a large folio */
 			unsigned long compound_head; /* head | 1 */
@@ -280,6 +285,9 @@ struct mm_struct {
 	atomic_ulong flags;
 	struct list_head mmlist; /* on the machine's list of mms */
 	unsigned long nr_file_vmas; /* VMAs with a vm_file (under mmap_lock) */
+	/* Interval notifiers (mm/mmu_notifier.c): NULL until the first insert;
+	 * published with release semantics, freed by the last mmdrop(). */
+	struct mmu_notifier_subscriptions *notifier_subscriptions;
 };
 
 #endif /* UHMM_MM_TYPES_H */

@@ -112,6 +112,8 @@ struct mmu_interval_notifier_ops {
  * @node_prev: internal: the per-mm interval list links.
  * @node_next: internal.
  * @deferred: internal: an insert or remove waiting for invalidations.
+ * @in_tree: internal: on the per-mm list (Linux: !RB_EMPTY_NODE()).
+ * @deferred_next: internal: the link of the per-mm deferred list.
  */
 struct mmu_interval_notifier {
 	unsigned long start;
@@ -122,6 +124,8 @@ struct mmu_interval_notifier {
 	struct mmu_interval_notifier *node_prev;
 	struct mmu_interval_notifier *node_next;
 	int deferred;
+	bool in_tree;
+	struct mmu_interval_notifier *deferred_next;
 };
 
 /**
@@ -225,6 +229,12 @@ static inline void mmu_notifier_range_init_owner(struct mmu_notifier_range *rang
  * page-table lock.  Return: 0 (uhmm's core ranges are blockable).
  */
 int mmu_notifier_invalidate_range_start(struct mmu_notifier_range *range);
+/**
+ * mmu_notifier_invalidate_range_start_nonblock() - the same for a caller
+ * that must not sleep: @range is made non-blockable.  Return: 0, or -EAGAIN
+ * when an invalidate() refused; the range is then already ended.
+ */
+int mmu_notifier_invalidate_range_start_nonblock(struct mmu_notifier_range *range);
 /** mmu_notifier_invalidate_range_end() - the change is done. */
 void mmu_notifier_invalidate_range_end(struct mmu_notifier_range *range);
 /**
