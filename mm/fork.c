@@ -177,7 +177,8 @@ static int __copy_page_range(struct vm_area_struct *dst_vma, struct vm_area_stru
 
 	if (is_vm_hugetlb_page(src_vma))
 		return copy_hugetlb_page_range(dst_vma, src_vma);
-	if (!src_vma->anon_vma)
+	/* vma_needs_copy(): a driver's VM_MIXEDMAP pages cannot be faulted in again. */
+	if (!src_vma->anon_vma && !(src_vma->vm_flags & VM_MIXEDMAP))
 		return 0;
 	while (addr < end && !err) {
 		unsigned long next = ALIGN_DOWN(addr, PMD_SIZE) + PMD_SIZE;

@@ -497,6 +497,8 @@ void truncate_inode_pages_range(struct address_space *mapping, loff_t lstart, lo
  * i_rwsem held.
  */
 void truncate_pagecache(struct inode *inode, loff_t newsize);
+/** device_vm_ops - the vm_ops of a driver's VMA (mm_mmap_device()): no file, no ->fault. */
+extern const struct vm_operations_struct device_vm_ops;
 /** file_vm_ops() - the vm_operations_struct of a VMA mapping @file. */
 const struct vm_operations_struct *file_vm_ops(const struct file *file);
 /**

@@ -627,3 +627,53 @@ retry:
 		goto retry;
 	return ret;
 }
+
+/**
+ * vm_insert_page() - map a driver's page into a user VMA (Linux's).
+ * @vma: the VMA; mmap_lock held for writing (from the driver's mmap).
+ * @addr: a page-aligned address inside @vma.
+ * @page: an order-0 page of system RAM the driver allocated, neither
+ *        anonymous nor in a page cache, with a reference.
+ *
+ * The PTE takes a reference of its own and a file-style rmap count, is
+ * accounted in MM_FILEPAGES, and uses the VMA's page protection (read-only
+ * in a private mapping: a write copies the page, as in Linux).  The VMA
+ * becomes VM_MIXEDMAP.  uhmm takes order-0 pages only (Linux also takes
+ * pages of larger kernel allocations).
+ *
+ * Return: 0, -EFAULT (@addr outside @vma), -EINVAL (a free, anonymous,
+ * page-cache, large, zero or device page, or a VM_PFNMAP VMA), -EBUSY
+ * (the PTE is not empty), -ENOMEM.
+ */
+int vm_insert_page(struct vm_area_struct *vma, unsigned long addr, struct page *page)
+{
+	struct mm_struct *mm = vma->vm_mm;
+	struct folio *folio = page_folio(page);
+	pthread_mutex_t *ptl;
+	pmd_t *pmd;
+	pte_t *pte;
+
+	if (addr < vma->vm_start || addr >= vma->vm_end || offset_in_page(addr))
+		return -EFAULT;
+	if (!page_ref_count(page) || folio_test_anon(folio) || folio->mapping ||
+	    folio_test_large(folio) || folio_test_zero(folio) || page_machine(page) != mm->machine ||
+	    (vma->vm_flags & VM_PFNMAP))
+		return -EINVAL;
+	vma->vm_flags |= VM_MIXEDMAP;
+	pmd = pmd_off_alloc(mm, addr);
+	if (!pmd || pte_alloc(mm, pmd) < 0)
+		return -ENOMEM;
+	pte = pte_offset_map_lock(mm, pmd, addr, &ptl);
+	if (!pte)
+		return -EBUSY; /* a huge PMD is there */
+	if (!pte_none(ptep_get(pte))) {
+		spin_unlock(ptl);
+		return -EBUSY;
+	}
+	folio_get(folio);
+	add_mm_counter(mm, mm_counter_file(folio), 1);
+	folio_add_file_rmap_ptes(folio, page, 1);
+	set_pte(pte, pfn_pte(page_to_pfn(page), vm_get_page_prot(vma->vm_flags)));
+	spin_unlock(ptl);
+	return 0;
+}
