@@ -213,8 +213,12 @@ static void hmm_teardown(void)
 		dmirror_release(self->fd1);
 	if (self->mm)
 		mmput(self->mm);
-	if (self->mod)
+	if (self->mod) {
+		int violations = dmirror_audit(self->mod, stderr);
+
+		cr_assert_eq(violations, 0, "dmirror_audit found %d violations", violations);
 		cr_assert_eq(dmirror_module_exit(self->mod), 0, "rmmod test_hmm");
+	}
 	memset(self, 0, sizeof(*self));
 	variant = NULL;
 	machine_teardown();
@@ -416,7 +420,7 @@ static void cpu_store_ints(struct mm_struct *mm, unsigned long ptr, size_t from,
 	for (size_t i = from; i < to; i++)
 		v[i - from] = mul * (int)i + add;
 	ret = cpu_write(mm, ptr + from * sizeof(int), v, (to - from) * sizeof(int));
-	cr_assert_eq(ret, 0, "store to %#lx: %d", ptr + from * sizeof(int), ret, "ret = %d", ret);
+	cr_assert_eq(ret, 0, "store to %#lx: %d", ptr + from * sizeof(int), ret);
 	free(v);
 }
 
@@ -432,7 +436,7 @@ static void cpu_check_ints(struct mm_struct *mm, unsigned long ptr, size_t from,
 	v = ints_alloc(to - from);
 
 	ret = cpu_read(mm, ptr + from * sizeof(int), v, (to - from) * sizeof(int));
-	cr_assert_eq(ret, 0, "load from %#lx: %d", ptr + from * sizeof(int), ret, "ret = %d", ret);
+	cr_assert_eq(ret, 0, "load from %#lx: %d", ptr + from * sizeof(int), ret);
 	for (size_t i = from; i < to; i++)
 		if (v[i - from] != mul * (int)i + add)
 			cr_assert_fail("ptr[%zu] = %d, want %d", i, v[i - from], mul * (int)i + add);
@@ -445,7 +449,7 @@ static int cpu_load_int(struct mm_struct *mm, unsigned long addr)
 	int val = 0x5a5a5a5a;
 	int ret = cpu_read(mm, addr, &val, sizeof(val));
 
-	cr_assert_eq(ret, 0, "load from %#lx: %d", addr, ret, "ret = %d", ret);
+	cr_assert_eq(ret, 0, "load from %#lx: %d", addr, ret);
 	return val;
 }
 
@@ -454,7 +458,7 @@ static void cpu_store_int(struct mm_struct *mm, unsigned long addr, int val)
 {
 	int ret = cpu_write(mm, addr, &val, sizeof(val));
 
-	cr_assert_eq(ret, 0, "store to %#lx: %d", addr, ret, "ret = %d", ret);
+	cr_assert_eq(ret, 0, "store to %#lx: %d", addr, ret);
 }
 
 /* fork(): the child as an mm of its own. */
@@ -2270,11 +2274,11 @@ HMM_TEST_TIMEOUT(benchmark_thp_migration, 300)
 
 		/* Test THP migration. */
 		ret = run_migration_benchmark(self->fd, 1, size, iterations, &thp_results);
-		cr_assert_eq(ret, 0, "THP run of %zu bytes: %d", size, ret, "ret = %d", ret);
+		cr_assert_eq(ret, 0, "THP run of %zu bytes: %d", size, ret);
 
 		/* Test regular migration. */
 		ret = run_migration_benchmark(self->fd, 0, size, iterations, &regular_results);
-		cr_assert_eq(ret, 0, "4K run of %zu bytes: %d", size, ret, "ret = %d", ret);
+		cr_assert_eq(ret, 0, "4K run of %zu bytes: %d", size, ret);
 
 		print_benchmark_results("System to device", size, &thp_results, &regular_results);
 		tmp = thp_results;
