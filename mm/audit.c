@@ -155,6 +155,13 @@ static void audit_file_rmap(struct audit *a, struct vm_area_struct *vma, unsigne
 	struct address_space *mapping = folio->mapping;
 	unsigned long index = folio->index + (unsigned long)(page - folio_head(folio));
 
+	if (!mapping && !vma->vm_file && (vma->vm_flags & VM_MIXEDMAP)) {
+		/* A driver's page, mapped with vm_insert_page(). */
+		if (writable && !(vma->vm_flags & VM_SHARED))
+			violation(a, "mm %p addr %#lx: a private VMA maps a driver page writable",
+				  (void *)a->mm, addr);
+		return;
+	}
 	if (!vma->vm_file || mapping != vma->vm_file->f_mapping) {
 		violation(a, "mm %p addr %#lx: pfn %#lx (mapping %p) is not a page of the file the "
 			  "VMA maps", (void *)a->mm, addr, page_to_pfn(page), (void *)mapping);
@@ -392,7 +399,8 @@ static void audit_vma_file(struct audit *a, struct vm_area_struct *vma)
 	bool found = false;
 
 	if (!vma->vm_file) {
-		if (vma->vm_ops || !list_empty(&vma->shared))
+		/* A device's VMA (mm_mmap_device()) has vm_ops and no file. */
+		if ((vma->vm_ops && vma->vm_ops != &device_vm_ops) || !list_empty(&vma->shared))
 			violation(a, "mm %p: anonymous VMA %#lx has vm_ops or an i_mmap link",
 				  (void *)a->mm, vma->vm_start);
 		return;

@@ -165,17 +165,18 @@ out:
 }
 
 /*
- * copy_page_range() - copy @src_vma's entries into @dst_vma.  Like Linux,
+ * __copy_page_range() - copy @src_vma's entries into @dst_vma.  Like Linux,
  * a VMA that never got an anonymous page is not copied: the child faults
  * its zero pages in again.
  */
-static int copy_page_range(struct vm_area_struct *dst_vma, struct vm_area_struct *src_vma)
+static int __copy_page_range(struct vm_area_struct *dst_vma, struct vm_area_struct *src_vma)
 {
 	struct mm_struct *dst_mm = dst_vma->vm_mm, *src_mm = src_vma->vm_mm;
 	unsigned long addr = src_vma->vm_start, end = src_vma->vm_end;
 	int err = 0;
 
-	if (!src_vma->anon_vma)
+	/* vma_needs_copy(): a driver's VM_MIXEDMAP pages cannot be faulted in again. */
+	if (!src_vma->anon_vma && !(src_vma->vm_flags & VM_MIXEDMAP))
 		return 0;
 	while (addr < end && !err) {
 		unsigned long next = ALIGN_DOWN(addr, PMD_SIZE) + PMD_SIZE;
@@ -215,6 +216,26 @@ static int copy_page_range(struct vm_area_struct *dst_vma, struct vm_area_struct
 		err = copy_pte_range(dst_vma, src_vma, dst_pmd, src_pmd, addr, next);
 		addr = next;
 	}
+	return err;
+}
+
+/*
+ * copy_page_range() - copy @src_vma's entries into @dst_vma.  A COW
+ * mapping's parent entries lose write: MMU_NOTIFY_PROTECTION_PAGE over the
+ * whole VMA, as Linux's copy_page_range() does.
+ */
+static int copy_page_range(struct vm_area_struct *dst_vma, struct vm_area_struct *src_vma)
+{
+	struct mmu_notifier_range range;
+	int err;
+
+	if (!src_vma->anon_vma || !is_cow_mapping(src_vma->vm_flags))
+		return __copy_page_range(dst_vma, src_vma);
+	mmu_notifier_range_init(&range, MMU_NOTIFY_PROTECTION_PAGE, 0, src_vma->vm_mm,
+				src_vma->vm_start, src_vma->vm_end);
+	mmu_notifier_invalidate_range_start(&range);
+	err = __copy_page_range(dst_vma, src_vma);
+	mmu_notifier_invalidate_range_end(&range);
 	return err;
 }
 

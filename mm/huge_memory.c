@@ -208,8 +208,9 @@ vm_fault_t do_huge_pmd_wp_page(struct vm_area_struct *vma, pmd_t *pmd, unsigned 
 		spin_unlock(ptl);
 		return 0;
 	}
-	__split_huge_pmd_locked(vma, pmd, addr & PMD_MASK);
+	/* Split outside the ptl, inside the notifier range, as Linux's fallback does. */
 	spin_unlock(ptl);
+	split_huge_pmd(vma, pmd, addr);
 	return VM_FAULT_FALLBACK;
 }
 
@@ -250,11 +251,18 @@ void __split_huge_pmd_locked(struct vm_area_struct *vma, pmd_t *pmd, unsigned lo
 
 void split_huge_pmd(struct vm_area_struct *vma, pmd_t *pmd, unsigned long addr)
 {
-	pthread_mutex_t *ptl = pmd_lock(vma->vm_mm, pmd);
+	struct mmu_notifier_range range;
+	pthread_mutex_t *ptl;
 
+	/* __split_huge_pmd(): MMU_NOTIFY_CLEAR over the whole PMD range. */
+	mmu_notifier_range_init(&range, MMU_NOTIFY_CLEAR, 0, vma->vm_mm, addr & PMD_MASK,
+				(addr & PMD_MASK) + PMD_SIZE);
+	mmu_notifier_invalidate_range_start(&range);
+	ptl = pmd_lock(vma->vm_mm, pmd);
 	if (pmd_leaf(pmdp_get(pmd)))
 		__split_huge_pmd_locked(vma, pmd, addr & PMD_MASK);
 	spin_unlock(ptl);
+	mmu_notifier_invalidate_range_end(&range);
 }
 
 void split_huge_pmd_address(struct vm_area_struct *vma, unsigned long addr)

@@ -368,6 +368,11 @@ void rmap_walk_anon(struct folio *folio,
  */
 void zap_page_range(struct vm_area_struct *vma, unsigned long start, unsigned long end);
 /**
+ * zap_page_range_single() - zap_page_range() inside one MMU_NOTIFY_CLEAR
+ * invalidation of [@start, @end) in @vma's mm (MADV_DONTNEED).
+ */
+void zap_page_range_single(struct vm_area_struct *vma, unsigned long start, unsigned long end);
+/**
  * struct zap_details - what a file's reverse-map zap leaves alone.
  * @single_folio: only zap entries that map this folio (or NULL: all).
  * @even_cows: also zap anonymous (COWed) pages of private mappings.
@@ -470,6 +475,8 @@ void truncate_inode_pages_range(struct address_space *mapping, loff_t lstart, lo
  * i_rwsem held.
  */
 void truncate_pagecache(struct inode *inode, loff_t newsize);
+/** device_vm_ops - the vm_ops of a driver's VMA (mm_mmap_device()): no file, no ->fault. */
+extern const struct vm_operations_struct device_vm_ops;
 /** file_vm_ops() - the vm_operations_struct of a VMA mapping @file. */
 const struct vm_operations_struct *file_vm_ops(const struct file *file);
 /**

@@ -84,6 +84,7 @@ static enum scan_result scan_pmd(struct mm_struct *mm, pmd_t *pmd)
 static enum scan_result collapse_pmd(struct vm_area_struct *vma, pmd_t *pmd, unsigned long haddr)
 {
 	struct mm_struct *mm = vma->vm_mm;
+	struct mmu_notifier_range range;
 	struct folio *folio;
 	pthread_mutex_t *pmd_ptl, *pte_ptl;
 	pte_t *ptes;
@@ -98,6 +99,9 @@ static enum scan_result collapse_pmd(struct vm_area_struct *vma, pmd_t *pmd, uns
 		return SCAN_ALLOC_HUGE_PAGE_FAIL;
 	dst = folio_address(folio);
 
+	/* collapse_huge_page(): MMU_NOTIFY_CLEAR over the PMD range. */
+	mmu_notifier_range_init(&range, MMU_NOTIFY_CLEAR, 0, mm, haddr, haddr + HPAGE_PMD_SIZE);
+	mmu_notifier_invalidate_range_start(&range);
 	pmd_ptl = pmd_lock(mm, pmd);
 	val = pmdp_get(pmd);
 	pte_ptl = pte_lockptr(mm, val);
@@ -127,6 +131,7 @@ static enum scan_result collapse_pmd(struct vm_area_struct *vma, pmd_t *pmd, uns
 	set_pmd(pmd, pmd_mkyoung(pmd_mkdirty(pmd_mkwrite(
 			     pfn_pmd(folio_pfn(folio), vm_get_page_prot(vma->vm_flags))))));
 	spin_unlock(pmd_ptl);
+	mmu_notifier_invalidate_range_end(&range);
 	return SCAN_SUCCEED;
 }
 

@@ -188,8 +188,12 @@ static void madvise_free_range(struct vm_area_struct *vma, unsigned long start, 
 		.pte_entry = madvise_free_pte_entry,
 	};
 	struct madvise_free_range r = { .vma = vma, .start = start, .end = end };
+	struct mmu_notifier_range range;
 
+	mmu_notifier_range_init(&range, MMU_NOTIFY_CLEAR, 0, vma->vm_mm, start, end);
+	mmu_notifier_invalidate_range_start(&range);
 	walk_page_range(vma->vm_mm, start, end, &ops, &r);
+	mmu_notifier_invalidate_range_end(&range);
 }
 
 /* ---- MADV_POPULATE ---- */
@@ -257,7 +261,7 @@ static int madvise_vma(struct mm_struct *mm, struct vm_area_struct *vma, unsigne
 		if (flags & (VM_PFNMAP | VM_HUGETLB) ||
 		    ((flags & VM_LOCKED) && behavior == MADV_DONTNEED))
 			return -EINVAL;
-		zap_page_range(vma, start, end);
+		zap_page_range_single(vma, start, end);
 		return 0;
 	case MADV_FREE:
 		if (!vma_is_anonymous(vma) || (flags & (VM_LOCKED | VM_PFNMAP | VM_HUGETLB)))

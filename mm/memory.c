@@ -121,6 +121,31 @@ void zap_page_range(struct vm_area_struct *vma, unsigned long start, unsigned lo
 }
 
 /*
+ * zap_vma_range_notify() - zap [@start, @end) of @vma inside one
+ * MMU_NOTIFY_CLEAR invalidation of its mm, as Linux's
+ * zap_page_range_single_batched() does.
+ */
+static void zap_vma_range_notify(struct vm_area_struct *vma, unsigned long start,
+				 unsigned long end, const struct zap_details *details)
+{
+	struct mmu_notifier_range range;
+
+	mmu_notifier_range_init(&range, MMU_NOTIFY_CLEAR, 0, vma->vm_mm, start, end);
+	mmu_notifier_invalidate_range_start(&range);
+	zap_page_range_details(vma, start, end, details);
+	mmu_notifier_invalidate_range_end(&range);
+}
+
+/**
+ * zap_page_range_single() - zap_page_range() inside an MMU_NOTIFY_CLEAR
+ * invalidation of [@start, @end) (MADV_DONTNEED).  mmap_lock held.
+ */
+void zap_page_range_single(struct vm_area_struct *vma, unsigned long start, unsigned long end)
+{
+	zap_vma_range_notify(vma, start, end, NULL);
+}
+
+/*
  * Zap file pages [@first, @last] (inclusive) of @mapping in every VMA on
  * its i_mmap; i_mmap_rwsem held for reading.
  */
@@ -138,8 +163,8 @@ static void unmap_mapping_range_tree(struct address_space *mapping, unsigned lon
 			continue;
 		from = first > vstart ? first : vstart;
 		to = last < vlast ? last : vlast;
-		zap_page_range_details(vma, vma->vm_start + ((from - vstart) << PAGE_SHIFT),
-				       vma->vm_start + ((to - vstart + 1) << PAGE_SHIFT), details);
+		zap_vma_range_notify(vma, vma->vm_start + ((from - vstart) << PAGE_SHIFT),
+				     vma->vm_start + ((to - vstart + 1) << PAGE_SHIFT), details);
 	}
 }
 
@@ -255,6 +280,7 @@ static vm_fault_t wp_page_copy(struct vm_area_struct *vma, pmd_t *pmd, unsigned 
 	bool from_zero = pte_pfn(orig) == mm->machine->zero_pfn;
 	struct page *old_page = from_zero ? NULL : pfn_to_page(pte_pfn(orig));
 	struct folio *old_folio = NULL;
+	struct mmu_notifier_range range;
 	struct folio *folio;
 	pthread_mutex_t *ptl;
 	pte_t *pte;
@@ -273,10 +299,15 @@ static vm_fault_t wp_page_copy(struct vm_area_struct *vma, pmd_t *pmd, unsigned 
 			folio_put(old_folio);
 		return VM_FAULT_OOM;
 	}
+	/* The old page goes from the mm: mirrors must drop it first. */
+	mmu_notifier_range_init(&range, MMU_NOTIFY_CLEAR, 0, mm, addr & PAGE_MASK,
+				(addr & PAGE_MASK) + PAGE_SIZE);
+	mmu_notifier_invalidate_range_start(&range);
 	pte = pte_offset_map_lock(mm, pmd, addr, &ptl);
 	if (!pte || pte_val(ptep_get(pte)) != pte_val(orig)) {
 		if (pte)
 			spin_unlock(ptl);
+		mmu_notifier_invalidate_range_end(&range);
 		folio_put(folio);
 		if (old_folio)
 			folio_put(old_folio);
@@ -299,6 +330,7 @@ static vm_fault_t wp_page_copy(struct vm_area_struct *vma, pmd_t *pmd, unsigned 
 		add_mm_counter(mm, MM_ANONPAGES, 1);
 	}
 	spin_unlock(ptl);
+	mmu_notifier_invalidate_range_end(&range);
 	if (old_folio)
 		folio_put(old_folio); /* ours */
 	return 0;
@@ -574,4 +606,54 @@ retry:
 	if (ret & VM_FAULT_RETRY)
 		goto retry;
 	return ret;
+}
+
+/**
+ * vm_insert_page() - map a driver's page into a user VMA (Linux's).
+ * @vma: the VMA; mmap_lock held for writing (from the driver's mmap).
+ * @addr: a page-aligned address inside @vma.
+ * @page: an order-0 page of system RAM the driver allocated, neither
+ *        anonymous nor in a page cache, with a reference.
+ *
+ * The PTE takes a reference of its own and a file-style rmap count, is
+ * accounted in MM_FILEPAGES, and uses the VMA's page protection (read-only
+ * in a private mapping: a write copies the page, as in Linux).  The VMA
+ * becomes VM_MIXEDMAP.  uhmm takes order-0 pages only (Linux also takes
+ * pages of larger kernel allocations).
+ *
+ * Return: 0, -EFAULT (@addr outside @vma), -EINVAL (a free, anonymous,
+ * page-cache, large, zero or device page, or a VM_PFNMAP VMA), -EBUSY
+ * (the PTE is not empty), -ENOMEM.
+ */
+int vm_insert_page(struct vm_area_struct *vma, unsigned long addr, struct page *page)
+{
+	struct mm_struct *mm = vma->vm_mm;
+	struct folio *folio = page_folio(page);
+	pthread_mutex_t *ptl;
+	pmd_t *pmd;
+	pte_t *pte;
+
+	if (addr < vma->vm_start || addr >= vma->vm_end || offset_in_page(addr))
+		return -EFAULT;
+	if (!page_ref_count(page) || folio_test_anon(folio) || folio->mapping ||
+	    folio_test_large(folio) || folio_test_zero(folio) || page_machine(page) != mm->machine ||
+	    (vma->vm_flags & VM_PFNMAP))
+		return -EINVAL;
+	vma->vm_flags |= VM_MIXEDMAP;
+	pmd = pmd_off_alloc(mm, addr);
+	if (!pmd || pte_alloc(mm, pmd) < 0)
+		return -ENOMEM;
+	pte = pte_offset_map_lock(mm, pmd, addr, &ptl);
+	if (!pte)
+		return -EBUSY; /* a huge PMD is there */
+	if (!pte_none(ptep_get(pte))) {
+		spin_unlock(ptl);
+		return -EBUSY;
+	}
+	folio_get(folio);
+	add_mm_counter(mm, mm_counter_file(folio), 1);
+	folio_add_file_rmap_ptes(folio, page, 1);
+	set_pte(pte, pfn_pte(page_to_pfn(page), vm_get_page_prot(vma->vm_flags)));
+	spin_unlock(ptl);
+	return 0;
 }

@@ -485,6 +485,7 @@ static void file_vma_bounds(struct mm_struct *mm, unsigned long start, unsigned 
 int do_munmap_locked(struct mm_struct *mm, unsigned long start, unsigned long end)
 {
 	struct vm_area_struct *vma = find_vma(mm, start);
+	struct mmu_notifier_range range;
 	unsigned long floor, ceiling;
 	size_t first, last;
 	int err;
@@ -506,10 +507,14 @@ int do_munmap_locked(struct mm_struct *mm, unsigned long start, unsigned long en
 	last = first;
 	while (last < mm->mm_mt.nr && mm->mm_mt.vmas[last]->vm_end <= end)
 		last++;
+	/* unmap_vmas(): one MMU_NOTIFY_UNMAP over the whole munmap range. */
+	mmu_notifier_range_init(&range, MMU_NOTIFY_UNMAP, 0, mm, start, end);
+	mmu_notifier_invalidate_range_start(&range);
 	for (size_t i = first; i < last; i++) {
 		vma = mm->mm_mt.vmas[i];
 		zap_page_range(vma, vma->vm_start, vma->vm_end);
 	}
+	mmu_notifier_invalidate_range_end(&range);
 	for (size_t i = first; i < last; i++)
 		vm_area_free(mm->mm_mt.vmas[i]);
 	memmove(&mm->mm_mt.vmas[first], &mm->mm_mt.vmas[last],
@@ -762,6 +767,118 @@ out:
 		pthread_rwlock_rdlock(&mm->mmap_lock);
 		populate_range(mm, (unsigned long)ret, (unsigned long)ret + len);
 	}
+	pthread_rwlock_unlock(&mm->mmap_lock);
+	return ret;
+}
+
+/* ---- mmap of a device file ---- */
+
+/*
+ * The vm_ops of a driver's VMA: no ->fault, so a touch of a page the driver
+ * did not insert raises SIGBUS, as in Linux for a VMA without ->fault.
+ */
+const struct vm_operations_struct device_vm_ops = {
+	.name = "device",
+};
+
+/**
+ * mm_mmap_device() - mmap(2) of a character device whose f_op->mmap is
+ * @mmap: a VMA without a file or anonymous memory, filled by the driver
+ * (with vm_insert_page(), which makes it VM_MIXEDMAP).
+ * @mm: the address space.
+ * @addr: hint, or the address with MAP_FIXED / MAP_FIXED_NOREPLACE.
+ * @len: bytes, rounded up to pages.
+ * @prot: PROT_* bits.
+ * @flags: MAP_SHARED or MAP_PRIVATE, MAP_FIXED, MAP_FIXED_NOREPLACE.
+ * @mmap: the driver's mmap, called with mmap_lock held for writing once
+ *        the VMA is in place (vm_private_data = @priv).  Return: 0 or a
+ *        negative errno, which unmaps the VMA again.
+ * @priv: for the driver.
+ *
+ * uhmm has no character-device files: the driver calls this from its own
+ * mmap entry point (dmirror_mmap()) instead of the core calling
+ * file->f_op->mmap.  The VMA is never merged with a neighbour.
+ *
+ * Return: the address, or -EINVAL (zero length, no or both sharing types,
+ * MAP_ANONYMOUS, unaligned fixed address), -ENOMEM, -EEXIST, or the
+ * driver's error.
+ */
+long mm_mmap_device(struct mm_struct *mm, unsigned long addr, unsigned long len, int prot,
+		    int flags, int (*mmap)(struct vm_area_struct *vma, void *priv), void *priv)
+{
+	unsigned long vm_flags, end;
+	struct vm_area_struct *vma;
+	long ret;
+
+	if (!mmap || (flags & (MAP_ANONYMOUS | MAP_HUGETLB)))
+		return -EINVAL;
+	if ((flags & 0x0f /* MAP_TYPE */) != MAP_SHARED && (flags & 0x0f) != MAP_PRIVATE)
+		return -EINVAL;
+	if (!len)
+		return -EINVAL;
+	len = PAGE_ALIGN(len);
+	if (!len)
+		return -ENOMEM;
+	if (!(flags & MAP_FIXED) && addr && addr < MMAP_MIN_ADDR)
+		addr = MMAP_MIN_ADDR;
+	if (flags & MAP_FIXED_NOREPLACE)
+		flags |= MAP_FIXED;
+	if (flags & MAP_FIXED) {
+		if (len > TASK_SIZE || addr > TASK_SIZE - len)
+			return -ENOMEM;
+		if (offset_in_page(addr))
+			return -EINVAL;
+	}
+	vm_flags = mmap_vm_flags(prot, flags);
+	if ((flags & 0x0f) == MAP_SHARED)
+		vm_flags |= VM_SHARED | VM_MAYSHARE;
+
+	pthread_rwlock_wrlock(&mm->mmap_lock);
+	/* Placed like a shared mapping: not THP aligned. */
+	ret = get_unmapped_area(mm, NULL, addr, len, (unsigned long)flags | MAP_SHARED);
+	if (ret < 0)
+		goto out;
+	addr = (unsigned long)ret;
+	end = addr + len;
+	if ((flags & MAP_FIXED_NOREPLACE) && !range_is_free(mm, addr, len)) {
+		ret = -EEXIST;
+		goto out;
+	}
+	if (vma_tree_reserve(mm)) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	vma = calloc(1, sizeof(*vma));
+	if (!vma) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	INIT_LIST_HEAD(&vma->anon_vma_chain);
+	INIT_LIST_HEAD(&vma->shared);
+	vma->vm_start = addr;
+	vma->vm_end = end;
+	vma->vm_mm = mm;
+	vma->vm_flags = mmap_account(vm_flags) | VM_DONTEXPAND;
+	vma->vm_ops = &device_vm_ops;
+	vma->vm_private_data = priv;
+	if (flags & MAP_FIXED) {
+		ret = do_munmap_locked(mm, addr, end);
+		if (!ret && vma_tree_reserve(mm))
+			ret = -ENOMEM;
+		if (ret) {
+			vm_area_free(vma);
+			goto out;
+		}
+	}
+	vma_tree_insert_at(mm, vma_index(mm, addr), vma);
+	ret = mmap(vma, priv);
+	if (ret) {
+		/* unmap_region(): whatever the driver inserted goes too. */
+		do_munmap_locked(mm, addr, end);
+		goto out;
+	}
+	ret = (long)addr;
+out:
 	pthread_rwlock_unlock(&mm->mmap_lock);
 	return ret;
 }

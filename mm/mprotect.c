@@ -131,8 +131,19 @@ int vma_modify_flags(struct mm_struct *mm, struct vm_area_struct *vma, unsigned 
 			return err;
 	}
 	vma->vm_flags = newflags;
-	if (change_ptes)
+	if (change_ptes) {
+		struct mmu_notifier_range range;
+
+		/*
+		 * uhmm difference: Linux starts MMU_NOTIFY_PROTECTION_VMA lazily,
+		 * per PUD range, at the first populated PMD; uhmm covers the
+		 * VMA's whole changed range once, populated or not.
+		 */
+		mmu_notifier_range_init(&range, MMU_NOTIFY_PROTECTION_VMA, 0, mm, start, end);
+		mmu_notifier_invalidate_range_start(&range);
 		change_protection(vma, start, end);
+		mmu_notifier_invalidate_range_end(&range);
+	}
 	vma_try_merge_around(mm, vma_index(mm, start));
 	return 0;
 }

@@ -284,8 +284,12 @@ static unsigned long move_page_tables(struct mm_struct *mm, struct vm_area_struc
 				      struct vm_area_struct *new_vma, unsigned long old_addr,
 				      unsigned long new_addr, unsigned long len)
 {
+	struct mmu_notifier_range range;
 	unsigned long done, extent;
 
+	/* The source's entries move away: MMU_NOTIFY_UNMAP, as Linux's. */
+	mmu_notifier_range_init(&range, MMU_NOTIFY_UNMAP, 0, mm, old_addr, old_addr + len);
+	mmu_notifier_invalidate_range_start(&range);
 	for (done = 0; done < len; done += extent) {
 		unsigned long old = old_addr + done, new = new_addr + done;
 		pmd_t *old_pmd, *new_pmd;
@@ -335,6 +339,7 @@ again:
 		if (!moved)
 			goto again;
 	}
+	mmu_notifier_invalidate_range_end(&range);
 	return done < len ? done : len;
 }
 

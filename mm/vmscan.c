@@ -40,10 +40,26 @@ static bool lazyfree_discardable(struct folio *folio, bool entry_dirty)
 	return true;
 }
 
+/*
+ * @scan: the first pass only finds [lo, hi), the span of discardable
+ * entries; the second, inside an MMU_NOTIFY_CLEAR invalidation of that
+ * span, drops them (try_to_unmap_one() notifies before it clears; the
+ * entries here are found under the ptl, where no notifier may run).
+ */
 struct drop_lazyfree {
 	struct vm_area_struct *vma;
 	unsigned long dropped;
+	bool scan;
+	unsigned long lo, hi;
 };
+
+static void drop_lazyfree_found(struct drop_lazyfree *d, unsigned long addr, unsigned long end)
+{
+	if (d->lo >= d->hi || addr < d->lo)
+		d->lo = addr;
+	if (end > d->hi)
+		d->hi = end;
+}
 
 /* try_to_unmap_one() for a lazyfree page mapped by one PTE (ptl held). */
 static int drop_lazyfree_pte_entry(pte_t *pte, unsigned long addr, unsigned long next,
@@ -54,13 +70,16 @@ static int drop_lazyfree_pte_entry(pte_t *pte, unsigned long addr, unsigned long
 	struct page *page = vm_normal_page(walk->mm, entry);
 	struct folio *folio;
 
-	(void)addr;
 	(void)next;
 	if (!page)
 		return 0;
 	folio = page_folio(page);
 	if (!lazyfree_discardable(folio, pte_dirty(entry)))
 		return 0;
+	if (d->scan) {
+		drop_lazyfree_found(d, addr, addr + PAGE_SIZE);
+		return 0;
+	}
 	ptep_get_and_clear(pte);
 	add_mm_counter(walk->mm, MM_ANONPAGES, -1);
 	folio_remove_rmap_ptes(folio, page, 1);
@@ -83,7 +102,9 @@ static int drop_lazyfree_pmd_entry(pmd_t *pmd, unsigned long addr, unsigned long
 	folio = page_folio(pfn_to_page(pmd_pfn(val)));
 	if (!is_huge_zero_pfn(walk->mm->machine, pmd_pfn(val)) && next - addr == PMD_SIZE &&
 	    lazyfree_discardable(folio, pmd_dirty(val))) {
-		if (zap_huge_pmd(d->vma, pmd, addr))
+		if (d->scan)
+			drop_lazyfree_found(d, addr, next);
+		else if (zap_huge_pmd(d->vma, pmd, addr))
 			d->dropped += HPAGE_PMD_NR;
 	}
 	return WALK_SKIP_PTES;
@@ -97,11 +118,22 @@ static unsigned long drop_lazyfree_mm(struct mm_struct *mm)
 		.pte_entry = drop_lazyfree_pte_entry,
 	};
 	struct drop_lazyfree d = { 0 };
+	struct mmu_notifier_range range;
 
 	for (size_t v = 0; v < mm->mm_mt.nr; v++) {
 		d.vma = mm->mm_mt.vmas[v];
-		if (vma_is_anonymous(d.vma))
-			walk_page_range(mm, d.vma->vm_start, d.vma->vm_end, &ops, &d);
+		if (!vma_is_anonymous(d.vma))
+			continue;
+		d.scan = true;
+		d.lo = d.hi = 0;
+		walk_page_range(mm, d.vma->vm_start, d.vma->vm_end, &ops, &d);
+		if (d.lo >= d.hi)
+			continue;
+		d.scan = false;
+		mmu_notifier_range_init(&range, MMU_NOTIFY_CLEAR, 0, mm, d.lo, d.hi);
+		mmu_notifier_invalidate_range_start(&range);
+		walk_page_range(mm, d.lo, d.hi, &ops, &d);
+		mmu_notifier_invalidate_range_end(&range);
 	}
 	return d.dropped;
 }

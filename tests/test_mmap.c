@@ -934,3 +934,144 @@ Test(mmap, two_mms_are_independent)
 	check_pattern(mm2, FIX, 4 * P, 2);
 	mmput(mm2);
 }
+
+/* ---- mmap of a device: mm_mmap_device() and vm_insert_page() ---- */
+
+struct insert_ctx {
+	int fail_after; /* return -ENOMEM after inserting this many pages (-1: never) */
+	int inserted;
+	unsigned long pfns[8];
+};
+
+/* A driver's f_op->mmap: zeroed pages in the VMA (test_hmm's dmirror_fops_mmap). */
+static int insert_zeroed_pages(struct vm_area_struct *vma, void *priv)
+{
+	struct insert_ctx *ctx = priv;
+
+	cr_assert_eq(vma->vm_private_data, priv);
+	for (unsigned long addr = vma->vm_start; addr < vma->vm_end; addr += P) {
+		struct page *page;
+
+		if (ctx->inserted == ctx->fail_after)
+			return -ENOMEM;
+		page = alloc_pages(machine, __GFP_ZERO, 0);
+		cr_assert(page);
+		cr_assert_eq(vm_insert_page(vma, addr, page), 0);
+		cr_assert_eq(vm_insert_page(vma, addr, page), -EBUSY, "the PTE is taken");
+		put_page(page);
+		ctx->pfns[ctx->inserted++] = page_to_pfn(page);
+	}
+	return 0;
+}
+
+Test(mmap, device_mapping_maps_driver_pages)
+{
+	struct mm_struct *mm = new_mm(), *child;
+	struct insert_ctx ctx = {.fail_after = -1};
+	long addr = mm_mmap_device(mm, 0, 3 * P, RW, MAP_PRIVATE, insert_zeroed_pages, &ctx);
+	struct vm_area_struct *vma;
+	struct folio *folio;
+	uint8_t byte = 7;
+
+	cr_assert_gt(addr, 0, "mm_mmap_device: %ld", addr);
+	cr_assert_eq(ctx.inserted, 3);
+	vma = vma_lookup(mm, (unsigned long)addr);
+	cr_assert(vma && vma->vm_start == (unsigned long)addr && vma->vm_end == (unsigned long)addr + 3 * P);
+	cr_assert_eq(vma->vm_flags & (VM_MIXEDMAP | VM_READ | VM_WRITE | VM_SHARED),
+		     VM_MIXEDMAP | VM_READ | VM_WRITE);
+	cr_assert(!vma->vm_file);
+	for (int i = 0; i < 3; i++) {
+		folio = page_folio(pfn_to_page(ctx.pfns[i]));
+		cr_assert_eq(pfn_at(mm, (unsigned long)addr + (unsigned long)i * P), ctx.pfns[i]);
+		cr_assert_eq(folio_ref_count(folio), 1, "only the PTE holds the page");
+		cr_assert_eq(folio_mapcount(folio), 1);
+		cr_assert(!folio_test_anon(folio));
+	}
+	cr_assert_eq(mm_get_rss(mm, MM_FILEPAGES), 3);
+	check_zero(mm, (unsigned long)addr, 3 * P);
+	assert_audit_clean();
+
+	/* fork copies the entries (vma_needs_copy() for VM_MIXEDMAP). */
+	child = mm_fork(mm);
+	cr_assert(!IS_ERR_OR_NULL(child));
+	cr_assert_eq(pfn_at(child, (unsigned long)addr), ctx.pfns[0]);
+	cr_assert_eq(folio_ref_count(page_folio(pfn_to_page(ctx.pfns[0]))), 2);
+	assert_audit_clean();
+	mmput(child);
+
+	/* Private: a write copies the driver page into an anonymous one. */
+	cr_assert_eq(cpu_write(mm, (unsigned long)addr + P, &byte, 1), 0);
+	cr_assert(folio_test_anon(folio_at(mm, (unsigned long)addr + P)));
+	cr_assert_eq(folio_ref_count(page_folio(pfn_to_page(ctx.pfns[1]))), 0, "freed");
+	cr_assert_eq(mm_get_rss(mm, MM_FILEPAGES), 2);
+	cr_assert_eq(mm_get_rss(mm, MM_ANONPAGES), 1);
+	assert_audit_clean();
+	cr_assert_eq(mm_munmap(mm, (unsigned long)addr, 3 * P), 0);
+	cr_assert_eq(folio_ref_count(page_folio(pfn_to_page(ctx.pfns[0]))), 0);
+	cr_assert_eq(folio_ref_count(page_folio(pfn_to_page(ctx.pfns[2]))), 0);
+	mmput(mm);
+}
+
+Test(mmap, device_mapping_errors)
+{
+	struct mm_struct *mm = new_mm();
+	struct insert_ctx ctx = {.fail_after = 2};
+	unsigned long anon = map_anon(mm, 0, P, RW, 0);
+	struct page *page;
+
+	fill_pattern(mm, anon, P, 1);
+	long addr;
+	uint8_t byte;
+
+	/* The driver fails half way: the VMA and the pages it inserted go. */
+	cr_assert_eq(mm_mmap_device(mm, FIX, 4 * P, RW, MAP_SHARED | MAP_FIXED, insert_zeroed_pages,
+				    &ctx),
+		     -ENOMEM);
+	cr_assert_eq(ctx.inserted, 2);
+	cr_assert_null(vma_lookup(mm, FIX));
+	cr_assert_eq(folio_ref_count(page_folio(pfn_to_page(ctx.pfns[0]))), 0);
+	cr_assert_eq(mm_get_rss(mm, MM_FILEPAGES), 0);
+
+	ctx = (struct insert_ctx){.fail_after = -1};
+	cr_assert_eq(mm_mmap_device(mm, 0, 0, RW, MAP_SHARED, insert_zeroed_pages, &ctx), -EINVAL);
+	cr_assert_eq(mm_mmap_device(mm, 0, P, RW, MAP_SHARED | MAP_ANONYMOUS, insert_zeroed_pages,
+				    &ctx),
+		     -EINVAL);
+	cr_assert_eq(mm_mmap_device(mm, 0, P, RW, MAP_SHARED_VALIDATE, insert_zeroed_pages, &ctx),
+		     -EINVAL);
+	cr_assert_eq(mm_mmap_device(mm, FIX + 1, P, RW, MAP_SHARED | MAP_FIXED, insert_zeroed_pages,
+				    &ctx),
+		     -EINVAL);
+	cr_assert_eq(mm_mmap_device(mm, 0, P, RW, MAP_SHARED, NULL, &ctx), -EINVAL);
+	cr_assert_eq(mm_mmap_device(mm, anon, P, RW, MAP_SHARED | MAP_FIXED_NOREPLACE,
+				    insert_zeroed_pages, &ctx),
+		     -EEXIST);
+	cr_assert_eq(ctx.inserted, 0);
+
+	/* A shared device mapping is writable in place. */
+	addr = mm_mmap_device(mm, 0, P, RW, MAP_SHARED, insert_zeroed_pages, &ctx);
+	cr_assert_gt(addr, 0);
+	byte = 9;
+	cr_assert_eq(cpu_write(mm, (unsigned long)addr, &byte, 1), 0);
+	cr_assert_eq(pfn_at(mm, (unsigned long)addr), ctx.pfns[0], "no copy");
+	cr_assert_eq(((uint8_t *)page_address(pfn_to_page(ctx.pfns[0])))[0], 9);
+
+	/* vm_insert_page() refuses what is not a driver page, or outside the VMA. */
+	mmap_write_lock(mm);
+	{
+		struct vm_area_struct *vma = vma_lookup(mm, (unsigned long)addr);
+
+		page = alloc_pages(machine, 0, 0);
+		cr_assert(page);
+		cr_assert_eq(vm_insert_page(vma, (unsigned long)addr + P, page), -EFAULT);
+		cr_assert_eq(vm_insert_page(vma, (unsigned long)addr - P, page), -EFAULT);
+		cr_assert_eq(vm_insert_page(vma, (unsigned long)addr, folio_head(folio_at(mm, anon))),
+			     -EINVAL, "an anonymous page");
+		__free_pages(page, 0);
+		cr_assert_eq(vm_insert_page(vma, (unsigned long)addr, page), -EINVAL, "a free page");
+		cr_assert_eq(vm_insert_page(vma, (unsigned long)addr, pfn_to_page(uhmm_zero_pfn(machine))),
+			     -EINVAL, "the zero page");
+	}
+	mmap_write_unlock(mm);
+	mmput(mm);
+}

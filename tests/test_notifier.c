@@ -12,8 +12,10 @@
  * implementation the chance to fail; a right one passes at any speed.
  */
 #include "helpers.h"
+#include "internal.h"
 
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <unistd.h>
@@ -524,4 +526,527 @@ Test(notifier, release_at_last_mmput)
 	cr_assert_eq(atomic_load(&mm->mm_count), 1);
 	cr_assert_not(mmget_not_zero(mm));
 	rec_remove(r);
+}
+
+/* ------------------------------------------------------------------ */
+/* The events of every operation                                       */
+/* ------------------------------------------------------------------ */
+
+#define PG PAGE_SIZE
+
+/* Assert @r saw exactly the @n events in @want, in order. */
+static void expect_events(struct rec *r, int n, const struct event *want)
+{
+	pthread_mutex_lock(&r->lock);
+	for (int i = 0; i < r->n && i < MAX_EVENTS; i++)
+		cr_log_info("  event %d: %d [%#lx, %#lx)", i, r->ev[i].event, r->ev[i].start,
+			    r->ev[i].end);
+	cr_assert_eq(r->n, n, "%d events, wanted %d", r->n, n);
+	for (int i = 0; i < n; i++)
+		expect_event(r, i, want[i].event, want[i].start, want[i].end);
+	r->n = 0;
+	pthread_mutex_unlock(&r->lock);
+}
+
+#define EXPECT(r, ...)                                                                   \
+	do {                                                                             \
+		const struct event want_[] = { __VA_ARGS__ };                            \
+		expect_events((r), (int)(sizeof(want_) / sizeof(want_[0])), want_);      \
+	} while (0)
+#define EV(e, s, en) { .start = (s), .end = (en), .event = (e) }
+
+Test(notifier, munmap_fires_unmap)
+{
+	struct mm_struct *mm = new_mm();
+	unsigned long a = map_anon(mm, 0, 16 * PG, PROT_READ | PROT_WRITE, 0);
+	struct rec *all = rec_insert(mm, 0, ~0UL);
+	struct rec *low = rec_insert(mm, a, 2 * PG);
+
+	fill_pattern(mm, a, 16 * PG, 1);
+	rec_reset(all);
+	cr_assert_eq(mm_munmap(mm, a + 4 * PG, 4 * PG), 0);
+	EXPECT(all, EV(MMU_NOTIFY_UNMAP, a + 4 * PG, a + 8 * PG));
+	cr_assert_eq(rec_count(low), 0, "an interval outside the munmap was called");
+	/* Nothing mapped there any more: no invalidation. */
+	cr_assert_eq(mm_munmap(mm, a + 4 * PG, 4 * PG), 0);
+	cr_assert_eq(rec_count(all), 0);
+	/* Across a hole: one range, the requested one. */
+	cr_assert_eq(mm_munmap(mm, a, 16 * PG), 0);
+	EXPECT(all, EV(MMU_NOTIFY_UNMAP, a, a + 16 * PG));
+	EXPECT(low, EV(MMU_NOTIFY_UNMAP, a, a + 16 * PG));
+	rec_remove(all);
+	rec_remove(low);
+	mmput(mm);
+}
+
+Test(notifier, munmap_inside_thp_splits_then_unmaps)
+{
+	struct mm_struct *mm = new_mm();
+	unsigned long a = map_thp(mm, 2 * PMD_SIZE);
+	struct rec *all = rec_insert(mm, 0, ~0UL);
+
+	fill_pattern(mm, a, PMD_SIZE, 2);
+	cr_assert_eq(anon_huge(mm), PMD_SIZE);
+	rec_reset(all);
+	cr_assert_eq(mm_munmap(mm, a + PG, PG), 0);
+	EXPECT(all, EV(MMU_NOTIFY_CLEAR, a, a + PMD_SIZE), EV(MMU_NOTIFY_UNMAP, a + PG, a + 2 * PG));
+	check_pattern(mm, a, PG, 2);
+	rec_remove(all);
+	mmput(mm);
+}
+
+Test(notifier, mprotect_fires_protection_vma)
+{
+	struct mm_struct *mm = new_mm();
+	unsigned long a = map_anon(mm, 0, 8 * PG, PROT_READ | PROT_WRITE, 0);
+	struct rec *all = rec_insert(mm, 0, ~0UL);
+
+	fill_pattern(mm, a, 8 * PG, 3);
+	rec_reset(all);
+	cr_assert_eq(mm_mprotect(mm, a + 2 * PG, 3 * PG, PROT_READ), 0);
+	EXPECT(all, EV(MMU_NOTIFY_PROTECTION_VMA, a + 2 * PG, a + 5 * PG));
+	/* Same protection again: nothing changes, nothing is said. */
+	cr_assert_eq(mm_mprotect(mm, a + 2 * PG, 3 * PG, PROT_READ), 0);
+	cr_assert_eq(rec_count(all), 0);
+	/* Two VMAs: one range each. */
+	cr_assert_eq(mm_mprotect(mm, a, 8 * PG, PROT_NONE), 0);
+	EXPECT(all, EV(MMU_NOTIFY_PROTECTION_VMA, a, a + 2 * PG),
+	       EV(MMU_NOTIFY_PROTECTION_VMA, a + 2 * PG, a + 5 * PG),
+	       EV(MMU_NOTIFY_PROTECTION_VMA, a + 5 * PG, a + 8 * PG));
+	/* Errors change nothing and say nothing. */
+	cr_assert_eq(mm_mprotect(mm, a + 8 * PG, PG, PROT_READ), -ENOMEM);
+	cr_assert_eq(rec_count(all), 0);
+	rec_remove(all);
+	mmput(mm);
+}
+
+Test(notifier, mremap_source_is_unmapped)
+{
+	struct mm_struct *mm = new_mm();
+	unsigned long a = map_anon(mm, 0, 8 * PG, PROT_READ | PROT_WRITE, 0);
+	struct rec *all = rec_insert(mm, 0, ~0UL);
+	unsigned long t;
+	long b;
+
+	fill_pattern(mm, a, 8 * PG, 4);
+	rec_reset(all);
+	/* Shrink: the tail is unmapped. */
+	cr_assert_eq(mm_mremap(mm, a, 8 * PG, 6 * PG, 0, 0), (long)a);
+	EXPECT(all, EV(MMU_NOTIFY_UNMAP, a + 6 * PG, a + 8 * PG));
+	/* Move: the source's entries move (UNMAP), then the source goes (UNMAP). */
+	b = mm_mremap(mm, a, 6 * PG, 6 * PG, MREMAP_MAYMOVE | MREMAP_DONTUNMAP, 0);
+	cr_assert_gt(b, 0);
+	EXPECT(all, EV(MMU_NOTIFY_UNMAP, a, a + 6 * PG));
+	check_pattern(mm, (unsigned long)b, 6 * PG, 4);
+	check_zero(mm, a, PG);
+	rec_reset(all);
+	cr_assert_eq(mm_munmap(mm, a, 6 * PG), 0);
+	/* Onto an existing mapping: the destination goes first, then the source moves. */
+	t = map_anon(mm, 0, 6 * PG, PROT_READ, 0);
+	rec_reset(all);
+	cr_assert_eq(mm_mremap(mm, (unsigned long)b, 6 * PG, 6 * PG, MREMAP_MAYMOVE | MREMAP_FIXED,
+			       t),
+		     (long)t);
+	EXPECT(all, EV(MMU_NOTIFY_UNMAP, t, t + 6 * PG),
+	       EV(MMU_NOTIFY_UNMAP, (unsigned long)b, (unsigned long)b + 6 * PG),
+	       EV(MMU_NOTIFY_UNMAP, (unsigned long)b, (unsigned long)b + 6 * PG));
+	check_pattern(mm, t, 6 * PG, 4);
+	/* Growing in place moves nothing. */
+	cr_assert_eq(mm_mremap(mm, t, 6 * PG, 7 * PG, 0, 0), (long)t);
+	cr_assert_eq(rec_count(all), 0);
+	rec_remove(all);
+	mmput(mm);
+}
+
+Test(notifier, madvise_fires_clear)
+{
+	struct mm_struct *mm = new_mm();
+	unsigned long a = map_anon(mm, 0, 8 * PG, PROT_READ | PROT_WRITE, 0);
+	struct rec *all = rec_insert(mm, 0, ~0UL);
+
+	fill_pattern(mm, a, 8 * PG, 5);
+	rec_reset(all);
+	cr_assert_eq(mm_madvise(mm, a + PG, 2 * PG, MADV_DONTNEED), 0);
+	EXPECT(all, EV(MMU_NOTIFY_CLEAR, a + PG, a + 3 * PG));
+	cr_assert_eq(mm_madvise(mm, a + 4 * PG, 3 * PG, MADV_FREE), 0);
+	EXPECT(all, EV(MMU_NOTIFY_CLEAR, a + 4 * PG, a + 7 * PG));
+	/* Reclaim drops the clean lazyfree pages: CLEAR over what it drops. */
+	cr_assert_eq(uhmm_drop_lazyfree(machine), 3);
+	EXPECT(all, EV(MMU_NOTIFY_CLEAR, a + 4 * PG, a + 7 * PG));
+	cr_assert_eq(uhmm_drop_lazyfree(machine), 0);
+	cr_assert_eq(rec_count(all), 0, "nothing to drop, nothing to say");
+	/* Advice that changes no mapping says nothing; errors neither. */
+	cr_assert_eq(mm_madvise(mm, a, 8 * PG, MADV_WILLNEED), 0);
+	cr_assert_eq(mm_madvise(mm, a, 8 * PG, 12345), -EINVAL);
+	cr_assert_eq(rec_count(all), 0);
+	rec_remove(all);
+	mmput(mm);
+}
+
+Test(notifier, madvise_collapse_fires_clear)
+{
+	struct mm_struct *mm = new_mm();
+	unsigned long a = map_plain(mm, PMD_SIZE);
+	struct rec *all = rec_insert(mm, 0, ~0UL);
+
+	fill_pattern(mm, a, PMD_SIZE, 6);
+	rec_reset(all);
+	cr_assert_eq(mm_madvise(mm, a, PMD_SIZE, MADV_COLLAPSE), 0);
+	cr_assert_eq(anon_huge(mm), PMD_SIZE);
+	EXPECT(all, EV(MMU_NOTIFY_CLEAR, a, a + PMD_SIZE));
+	check_pattern(mm, a, PMD_SIZE, 6);
+	rec_remove(all);
+	mmput(mm);
+}
+
+Test(notifier, madvise_remove_and_truncate_clear_each_mm)
+{
+	struct file *f = new_memfd();
+	struct mm_struct *mm1 = new_mm(), *mm2 = new_mm();
+	unsigned long a1, a2;
+	struct rec *r1, *r2;
+
+	cr_assert_eq(uhmm_ftruncate(f, 8 * PG), 0);
+	a1 = map_file(mm1, 8 * PG, PROT_READ | PROT_WRITE, MAP_SHARED, f, 0);
+	a2 = map_file(mm2, 4 * PG, PROT_READ | PROT_WRITE, MAP_SHARED, f, 4 * PG);
+	fill_pattern(mm1, a1, 8 * PG, 7);
+	r1 = rec_insert(mm1, 0, ~0UL);
+	r2 = rec_insert(mm2, 0, ~0UL);
+
+	/* Hole punch of file pages 5..6 through mm1: both mms hear it. */
+	cr_assert_eq(mm_madvise(mm1, a1 + 5 * PG, 2 * PG, MADV_REMOVE), 0);
+	EXPECT(r1, EV(MMU_NOTIFY_CLEAR, a1 + 5 * PG, a1 + 7 * PG));
+	EXPECT(r2, EV(MMU_NOTIFY_CLEAR, a2 + PG, a2 + 3 * PG));
+
+	/* Truncate to 6 pages: pages 6..7 go, unmapped before and after. */
+	cr_assert_eq(uhmm_ftruncate(f, 6 * PG), 0);
+	EXPECT(r1, EV(MMU_NOTIFY_CLEAR, a1 + 6 * PG, a1 + 8 * PG),
+	       EV(MMU_NOTIFY_CLEAR, a1 + 6 * PG, a1 + 8 * PG));
+	EXPECT(r2, EV(MMU_NOTIFY_CLEAR, a2 + 2 * PG, a2 + 4 * PG),
+	       EV(MMU_NOTIFY_CLEAR, a2 + 2 * PG, a2 + 4 * PG));
+	rec_remove(r1);
+	rec_remove(r2);
+	mmput(mm1);
+	mmput(mm2);
+	fput(f);
+}
+
+Test(notifier, fork_write_protects_parent_cow_ranges)
+{
+	struct mm_struct *mm = new_mm();
+	unsigned long a = map_anon(mm, 0, 4 * PG, PROT_READ | PROT_WRITE, 0);
+	/* Read-only so it does not merge with @a; never touched, no anon_vma. */
+	unsigned long untouched = map_anon(mm, 0, 4 * PG, PROT_READ, 0);
+	struct file *f = new_memfd();
+	unsigned long s;
+	struct mm_struct *child;
+	struct rec *all = rec_insert(mm, 0, ~0UL);
+	uint8_t byte = 0x5a;
+
+	cr_assert_eq(uhmm_ftruncate(f, 4 * PG), 0);
+	s = map_file(mm, 4 * PG, PROT_READ | PROT_WRITE, MAP_SHARED, f, 0);
+	fill_pattern(mm, s, 4 * PG, 8);
+	fill_pattern(mm, a, 4 * PG, 8);
+	rec_reset(all);
+	child = mm_fork(mm);
+	cr_assert(!IS_ERR(child));
+	/* Only the private VMA with pages: neither the shared nor the empty one. */
+	EXPECT(all, EV(MMU_NOTIFY_PROTECTION_PAGE, a, a + 4 * PG));
+	(void)untouched;
+
+	/* COW in the parent replaces one page: CLEAR of that page. */
+	cr_assert_eq(cpu_write(mm, a + PG + 8, &byte, 1), 0);
+	EXPECT(all, EV(MMU_NOTIFY_CLEAR, a + PG, a + 2 * PG));
+	/* The child's writes are not the parent's business. */
+	cr_assert_eq(cpu_write(child, a + 2 * PG, &byte, 1), 0);
+	/* The parent's last copy is reused in place, exclusive now: no event. */
+	cr_assert_eq(cpu_write(mm, a + 2 * PG, &byte, 1), 0);
+	cr_assert_eq(cpu_write(mm, a + PG, &byte, 1), 0);
+	cr_assert_eq(rec_count(all), 0);
+	mmput(child);
+	rec_remove(all);
+	mmput(mm);
+	fput(f);
+}
+
+Test(notifier, zero_page_cow_fires_clear)
+{
+	struct mm_struct *mm = new_mm();
+	unsigned long a = map_anon(mm, 0, 4 * PG, PROT_READ | PROT_WRITE, 0);
+	struct rec *all = rec_insert(mm, 0, ~0UL);
+	uint8_t byte = 1;
+
+	check_zero(mm, a, 4 * PG); /* zero page mapped */
+	cr_assert_eq(cpu_write(mm, a + 3 * PG, &byte, 1), 0);
+	EXPECT(all, EV(MMU_NOTIFY_CLEAR, a + 3 * PG, a + 4 * PG));
+	/* A first write to an empty PTE replaces nothing. */
+	rec_remove(all);
+	all = rec_insert(mm, 0, ~0UL);
+	cr_assert_eq(mm_madvise(mm, a, PG, MADV_DONTNEED), 0);
+	rec_reset(all);
+	cr_assert_eq(cpu_write(mm, a, &byte, 1), 0);
+	cr_assert_eq(rec_count(all), 0);
+	rec_remove(all);
+	mmput(mm);
+}
+
+Test(notifier, huge_zero_and_thp_cow_split_fire_clear)
+{
+	struct mm_struct *mm = new_mm();
+	unsigned long a = map_thp(mm, 2 * PMD_SIZE);
+	struct mm_struct *child;
+	struct rec *all = rec_insert(mm, 0, ~0UL);
+	uint8_t byte = 2;
+
+	/* Read: the huge zero page.  Write: split (CLEAR of the PMD), then COW of the zero PTE. */
+	check_zero(mm, a, PG);
+	cr_assert(pagemap(mm, a) & PM_PRESENT);
+	rec_reset(all);
+	cr_assert_eq(cpu_write(mm, a + 5 * PG, &byte, 1), 0);
+	EXPECT(all, EV(MMU_NOTIFY_CLEAR, a, a + PMD_SIZE),
+	       EV(MMU_NOTIFY_CLEAR, a + 5 * PG, a + 6 * PG));
+
+	/* A THP shared with a child: the parent's write splits, then copies one page. */
+	fill_pattern(mm, a + PMD_SIZE, PMD_SIZE, 9);
+	cr_assert_eq(anon_huge(mm), PMD_SIZE);
+	child = mm_fork(mm);
+	cr_assert(!IS_ERR(child));
+	rec_reset(all);
+	cr_assert_eq(cpu_write(mm, a + PMD_SIZE + 7 * PG, &byte, 1), 0);
+	EXPECT(all, EV(MMU_NOTIFY_CLEAR, a + PMD_SIZE, a + 2 * PMD_SIZE),
+	       EV(MMU_NOTIFY_CLEAR, a + PMD_SIZE + 7 * PG, a + PMD_SIZE + 8 * PG));
+	check_pattern(child, a + PMD_SIZE, PMD_SIZE, 9);
+	mmput(child);
+	rec_remove(all);
+	mmput(mm);
+}
+
+/* ------------------------------------------------------------------ */
+/* A mirror following the retry protocol under concurrent changes      */
+/* ------------------------------------------------------------------ */
+
+#define MIRROR_PAGES 64
+
+/*
+ * A device page table for [base, base + MIRROR_PAGES pages): pfn + 1, or 0.
+ * invalidate() clears the range under the device lock, as a driver must.
+ */
+struct mirror {
+	struct mmu_interval_notifier sub;
+	pthread_mutex_t lock;
+	unsigned long base;
+	unsigned long pt[MIRROR_PAGES];
+	unsigned long invalidations;
+};
+
+static bool mirror_invalidate(struct mmu_interval_notifier *sub,
+			      const struct mmu_notifier_range *range, unsigned long cur_seq)
+{
+	struct mirror *m = container_of(sub, struct mirror, sub);
+
+	pthread_mutex_lock(&m->lock);
+	mmu_interval_set_seq(sub, cur_seq);
+	for (int i = 0; i < MIRROR_PAGES; i++) {
+		unsigned long addr = m->base + (unsigned long)i * PG;
+
+		if (addr >= range->start && addr < range->end)
+			m->pt[i] = 0;
+	}
+	m->invalidations++;
+	pthread_mutex_unlock(&m->lock);
+	return true;
+}
+
+static const struct mmu_interval_notifier_ops mirror_ops = { .invalidate = mirror_invalidate };
+
+/*
+ * What the CPU maps at @addr, read without mmap_lock.  Safe here only for
+ * addresses the mirror holds valid: their tables cannot go before the
+ * invalidation, which needs the mirror lock the caller holds.
+ */
+static unsigned long cpu_pfn_lockless(struct mm_struct *mm, unsigned long addr)
+{
+	pmd_t *pmd = pmd_off(mm, addr);
+	pmd_t val;
+	pte_t pte;
+
+	if (!pmd)
+		return 0;
+	val = pmdp_get(pmd);
+	if (pmd_leaf(val))
+		return pmd_pfn(val) + ((addr & ~PMD_MASK) >> PAGE_SHIFT);
+	if (pmd_none(val) || is_swap_pmd(val))
+		return 0;
+	pte = ptep_get((pte_t *)pt_entry_table(mm, pmd_val(val)) + pte_index(addr));
+	return pte_present(pte) ? pte_pfn(pte) : 0;
+}
+
+struct mirror_ctx {
+	struct mm_struct *mm;
+	struct mirror *m;
+	atomic_int stop;
+	/* results, read after join */
+	unsigned long programs, retries, stale;
+};
+
+/*
+ * The invariant, under the mirror lock: every valid device entry is what
+ * the CPU maps there now.
+ */
+static void mirror_check(struct mirror_ctx *c)
+{
+	struct mirror *m = c->m;
+
+	for (int i = 0; i < MIRROR_PAGES; i++)
+		if (m->pt[i] &&
+		    cpu_pfn_lockless(c->mm, m->base + (unsigned long)i * PG) != m->pt[i] - 1)
+			c->stale++;
+}
+
+/* One snapshot by the protocol; returns once it programmed the mirror. */
+static void mirror_snapshot(struct mirror_ctx *c)
+{
+	struct mirror *m = c->m;
+	uint64_t pm[MIRROR_PAGES];
+	unsigned long seq;
+
+	for (;;) {
+		seq = mmu_interval_read_begin(&m->sub);
+		if (mm_pagemap_read(c->mm, m->base, MIRROR_PAGES, pm))
+			pm[0] = 0;
+		pthread_mutex_lock(&m->lock);
+		if (mmu_interval_read_retry(&m->sub, seq)) {
+			pthread_mutex_unlock(&m->lock);
+			c->retries++;
+			continue;
+		}
+		for (int i = 0; i < MIRROR_PAGES; i++)
+			m->pt[i] = (pm[i] & PM_PRESENT) ? (pm[i] & PM_PFRAME_MASK) + 1 : 0;
+		mirror_check(c);
+		c->programs++;
+		pthread_mutex_unlock(&m->lock);
+		return;
+	}
+}
+
+static void *mirror_thread(void *arg)
+{
+	struct mirror_ctx *c = arg;
+
+	while (!atomic_load(&c->stop)) {
+		mirror_snapshot(c);
+		/* Between snapshots the device keeps using its entries. */
+		for (int i = 0; i < 4; i++) {
+			pthread_mutex_lock(&c->m->lock);
+			mirror_check(c);
+			pthread_mutex_unlock(&c->m->lock);
+			sched_yield();
+		}
+	}
+	return NULL;
+}
+
+struct changer {
+	struct mm_struct *mm;
+	unsigned long base;
+	int kind; /* 0: munmap + mmap again, 1: mprotect, 2: MADV_DONTNEED */
+	uint64_t seed;
+	int errors;
+};
+
+static bool ok(int ret)
+{
+	return ret == 0 || ret == -ENOMEM;
+}
+
+static void *changer_thread(void *arg)
+{
+	struct changer *ch = arg;
+	uint64_t x = ch->seed;
+
+	for (int it = 0; it < 300; it++) {
+		unsigned long first, n, addr;
+		uint8_t byte = (uint8_t)it;
+
+		x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+		first = x % MIRROR_PAGES;
+		n = 1 + (x >> 8) % (MIRROR_PAGES - first);
+		addr = ch->base + first * PG;
+		switch (ch->kind) {
+		case 0:
+			if (mm_munmap(ch->mm, addr, n * PG))
+				ch->errors++;
+			/* Leave the hole for a moment: the mirror must not see pages there. */
+			for (int y = 0; y < 5; y++)
+				sched_yield();
+			if (mm_mmap(ch->mm, addr, n * PG, PROT_READ | PROT_WRITE,
+				    MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, NULL, 0) != (long)addr)
+				ch->errors++;
+			break;
+		case 1:
+			/* -ENOMEM: changer 0 has a hole there right now. */
+			if (!ok(mm_mprotect(ch->mm, addr, n * PG, PROT_READ)) ||
+			    !ok(mm_mprotect(ch->mm, addr, n * PG, PROT_READ | PROT_WRITE)))
+				ch->errors++;
+			break;
+		default:
+			if (!ok(mm_madvise(ch->mm, addr, n * PG, MADV_DONTNEED)))
+				ch->errors++;
+			break;
+		}
+		/* Touch pages so the mirror has something to follow; -EFAULT: a
+		 * hole or changer 1's read-only window. */
+		for (unsigned long i = 0; i < n; i += 3) {
+			int ret = cpu_write(ch->mm, addr + i * PG, &byte, 1);
+
+			if (ret && ret != -EFAULT)
+				ch->errors++;
+		}
+	}
+	return NULL;
+}
+
+Test(notifier, mirror_follows_concurrent_changes)
+{
+	struct mm_struct *mm = new_mm();
+	unsigned long base = map_anon(mm, 0, MIRROR_PAGES * PG, PROT_READ | PROT_WRITE, 0);
+	struct mirror *m = calloc(1, sizeof(*m));
+	struct mirror_ctx ctx = { .mm = mm, .m = m };
+	struct changer ch[3];
+	pthread_t mt, ct[3];
+	uint64_t pm[MIRROR_PAGES];
+
+	cr_assert_not_null(m);
+	pthread_mutex_init(&m->lock, NULL);
+	m->base = base;
+	fill_pattern(mm, base, MIRROR_PAGES * PG, 10);
+	cr_assert_eq(mmu_interval_notifier_insert(&m->sub, mm, base, MIRROR_PAGES * PG, &mirror_ops),
+		     0);
+	cr_assert_eq(pthread_create(&mt, NULL, mirror_thread, &ctx), 0);
+	for (int i = 0; i < 3; i++) {
+		ch[i] = (struct changer){ .mm = mm, .base = base, .kind = i,
+					  .seed = 0x9e3779b97f4a7c15ULL * (uint64_t)(i + 1) };
+		cr_assert_eq(pthread_create(&ct[i], NULL, changer_thread, &ch[i]), 0);
+	}
+	for (int i = 0; i < 3; i++)
+		pthread_join(ct[i], NULL);
+	atomic_store(&ctx.stop, 1);
+	pthread_join(mt, NULL);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(ch[i].errors, 0, "changer %d failed %d operations", i, ch[i].errors);
+	cr_assert_eq(ctx.stale, 0, "%lu device entries pointed at pages the CPU no longer maps",
+		     ctx.stale);
+	cr_assert_gt(m->invalidations, 0);
+
+	/* Quiet now: one more snapshot equals the CPU's page table. */
+	mirror_snapshot(&ctx);
+	cr_assert_eq(mm_pagemap_read(mm, base, MIRROR_PAGES, pm), 0);
+	for (int i = 0; i < MIRROR_PAGES; i++)
+		cr_assert_eq(m->pt[i], (pm[i] & PM_PRESENT) ? (pm[i] & PM_PFRAME_MASK) + 1 : 0);
+	cr_log_info("mirror: %lu programs, %lu retries, %lu invalidations", ctx.programs,
+		    ctx.retries, m->invalidations);
+	mmu_interval_notifier_remove(&m->sub);
+	pthread_mutex_destroy(&m->lock);
+	free(m);
+	mmput(mm);
 }

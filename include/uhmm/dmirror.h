@@ -20,6 +20,7 @@
 #define UHMM_DMIRROR_H
 
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/ioctl.h>
 
 #include "uhmm/machine.h"
@@ -120,5 +121,38 @@ int dmirror_ioctl(struct dmirror *dmirror, unsigned long request, struct hmm_dmi
  */
 long dmirror_mmap(struct dmirror *dmirror, unsigned long addr, unsigned long len, int prot,
 		  int flags);
+
+/**
+ * struct dmirror_stats - one device's memory, for tests (test_hmm keeps
+ * the same counters and prints them in debugfs).
+ * @nr_chunks: chunks of device memory.
+ * @nr_pages: device pages in them.
+ * @free_pages: entries of the order-0 free list.
+ * @free_folios: entries of the PMD-order free list (HPAGE_PMD_NR pages each).
+ * @calloc: device pages handed out since init.
+ * @cfree: device pages given back (folio_free) since init.
+ */
+struct dmirror_stats {
+	unsigned long nr_chunks;
+	unsigned long nr_pages;
+	unsigned long free_pages;
+	unsigned long free_folios;
+	unsigned long calloc;
+	unsigned long cfree;
+};
+
+/**
+ * dmirror_device_stats() - fill @st for device @minor.
+ * Return: 0, or -ENODEV for a bad minor.
+ */
+int dmirror_device_stats(struct dmirror_module *mod, unsigned int minor, struct dmirror_stats *st);
+/**
+ * dmirror_audit() - the driver's own invariants: every free-list entry is
+ * a free page (refcount 0) of a chunk of its device, listed once; every
+ * other device page is in use; calloc - cfree equals the pages in use.
+ * Call while no command runs.  Return: the number of violations, each
+ * written to @report when it is not NULL.
+ */
+int dmirror_audit(struct dmirror_module *mod, FILE *report);
 
 #endif /* UHMM_DMIRROR_H */

@@ -337,6 +337,21 @@ struct vm_area_struct *find_vma(struct mm_struct *mm, unsigned long addr);
 /** vma_lookup() - the VMA containing @addr, or NULL. Needs mmap_lock. */
 struct vm_area_struct *vma_lookup(struct mm_struct *mm, unsigned long addr);
 
+/**
+ * mm_mmap_device() - mmap(2) of a device file: the driver's @mmap fills a
+ * VMA that has no file and no anonymous memory, with vm_insert_page().
+ * @mmap runs with mmap_lock held for writing; its error unmaps the VMA.
+ * Return: the address or a negative errno, as mm_mmap() (see mm/mmap.c).
+ */
+long mm_mmap_device(struct mm_struct *mm, unsigned long addr, unsigned long len, int prot,
+		    int flags, int (*mmap)(struct vm_area_struct *vma, void *priv), void *priv);
+/**
+ * vm_insert_page() - map a driver's order-0 RAM page at @addr of @vma
+ * (mmap_lock held for writing); the VMA becomes VM_MIXEDMAP and the PTE
+ * takes its own reference.  Return: 0, -EFAULT, -EINVAL, -EBUSY, -ENOMEM.
+ */
+int vm_insert_page(struct vm_area_struct *vma, unsigned long addr, struct page *page);
+
 /* fault flags (Linux's enum fault_flag values) */
 #define FAULT_FLAG_WRITE 0x01
 #define FAULT_FLAG_REMOTE 0x80 /* GUP or a device, not the CPU */
