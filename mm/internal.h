@@ -356,6 +356,15 @@ void folio_walk_mappings(struct folio *folio, bool (*visit)(const struct folio_m
 void rmap_walk_anon(struct folio *folio,
 		    bool (*rmap_one)(struct folio *, struct vm_area_struct *, unsigned long, void *),
 		    void *arg);
+/**
+ * folio_walk_migration_entries() - folio_walk_mappings() that also walks a
+ * wholly unmapped folio (its entries are migration entries); the caller
+ * keeps the anon_vma alive (mmap_lock, or folio_get_anon_vma()).
+ */
+void folio_walk_migration_entries(struct folio *folio,
+				  bool (*visit)(const struct folio_mapping *m, void *arg), void *arg);
+/** folio_get_anon_vma() - a reference on a mapped anon folio's anon_vma, or NULL. */
+struct anon_vma *folio_get_anon_vma(struct folio *folio);
 
 /* ------------------------------------------------------------------ */
 /* Unmapping (memory.c)                                                */
@@ -405,6 +414,12 @@ void unmap_mapping_folio(struct folio *folio);
  * an error bit.
  */
 vm_fault_t handle_mm_fault(struct vm_area_struct *vma, unsigned long addr, unsigned int flags);
+/**
+ * do_huge_pmd_device_private() - fault on a device-private PMD entry: the
+ * driver's migrate_to_ram() with vmf->pte NULL.  mmap_lock held for reading.
+ */
+vm_fault_t do_huge_pmd_device_private(struct vm_area_struct *vma, pmd_t *pmd, unsigned long addr,
+				      unsigned int flags);
 /** vm_fault_to_errno() - -ENOMEM, -EFAULT, ... for a fault result. */
 int vm_fault_to_errno(vm_fault_t ret);
 
@@ -558,20 +573,25 @@ vm_fault_t do_huge_pmd_wp_page(struct vm_area_struct *vma, pmd_t *pmd, unsigned 
 /**
  * __split_huge_pmd_locked() - replace the PMD leaf at @pmd (its ptl held)
  * with the deposited PTE table mapping the same pages: zero-page PTEs for the
- * huge zero folio, one PTE per page (and one folio reference each) for a THP.
+ * huge zero folio, one PTE per page (and one folio reference each) for a THP;
+ * a PMD migration entry becomes 512 migration PTEs of its kind, a
+ * device-private PMD 512 device-private PTEs (a reference each, the folio
+ * stays large).
  */
 void __split_huge_pmd_locked(struct vm_area_struct *vma, pmd_t *pmd, unsigned long haddr);
 /**
- * split_huge_pmd() - split the PMD leaf at @pmd (covering @addr), if it is
- * still one.  Never fails: the PTE table was deposited with the leaf.
+ * split_huge_pmd() - split the PMD leaf, PMD migration entry or
+ * device-private PMD at @pmd (covering @addr), if it is still one.  Never fails: the PTE table was deposited with the leaf.
  * Needs mmap_lock.
  */
 void split_huge_pmd(struct vm_area_struct *vma, pmd_t *pmd, unsigned long addr);
 /** split_huge_pmd_address() - split_huge_pmd() of the PMD covering @addr in @vma. */
 void split_huge_pmd_address(struct vm_area_struct *vma, unsigned long addr);
 /**
- * zap_huge_pmd() - clear a PMD leaf (ptl taken inside) and release its folio.
- * Return: true, or false when @pmd was no longer a leaf (split meanwhile).
+ * zap_huge_pmd() - clear a PMD leaf, PMD migration entry or device-private
+ * PMD (ptl taken inside) and release its folio (not for a migration entry:
+ * the migrator holds that reference).
+ * Return: true, or false when @pmd was no longer one (split meanwhile).
  */
 bool zap_huge_pmd(struct vm_area_struct *vma, pmd_t *pmd, unsigned long addr);
 /**
@@ -603,6 +623,12 @@ int madvise_collapse(struct vm_area_struct *vma, unsigned long start, unsigned l
 
 /** __folio_free() - return a folio whose refcount reached 0 to the buddy allocator. */
 void __folio_free(struct folio *folio);
+/**
+ * folio_wait_locked_unlock() - sleep until @folio is unlocked; @ptl (held,
+ * or NULL) is dropped once the caller is registered as a waiter.  Takes no
+ * reference.  Lock order: page-table lock -> folio wait-bucket lock (leaf).
+ */
+void folio_wait_locked_unlock(struct folio *folio, pthread_mutex_t *ptl);
 /** prep_compound_folio() - turn the 2^@order pages at @page into a large folio. */
 void prep_compound_folio(struct page *page, unsigned int order);
 
@@ -646,7 +672,8 @@ void try_to_unmap(struct folio *folio, enum ttu_flags flags);
 /**
  * try_to_migrate() - replace every mapping of a locked folio with a
  * migration entry (writable, readable-exclusive or readable after the
- * PTE), device-private entries included.  Fires MMU_NOTIFY_MIGRATE.
+ * PTE), device-private entries included.  Fires MMU_NOTIFY_CLEAR per VMA,
+ * as Linux's try_to_migrate_one() does.
  * Check folio_mapped() afterwards.
  */
 void try_to_migrate(struct folio *folio, enum ttu_flags flags);

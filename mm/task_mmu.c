@@ -210,13 +210,18 @@ int uhmm_kpagecount(unsigned long pfn)
 
 /* ---- smaps_rollup ---- */
 
+/*
+ * smaps_account(): @present is false for a migration entry, which Linux
+ * counts in everything but Rss; a device-private entry counts as present.
+ */
 static void smaps_account(struct mm_smaps *s, struct folio *folio, struct page *page,
-			  unsigned long size, bool dirty, int mapcount)
+			  unsigned long size, bool dirty, int mapcount, bool present)
 {
 	bool anon = folio_test_anon(folio);
 
 	(void)page;
-	s->rss += size;
+	if (present)
+		s->rss += size;
 	if (anon)
 		s->anonymous += size;
 	if (anon && folio_test_lazyfree(folio) && !dirty && !folio_test_dirty(folio))
@@ -243,12 +248,20 @@ static int smaps_pmd_entry(pmd_t *pmd, unsigned long addr, unsigned long next,
 			struct folio *folio = page_folio(pfn_to_page(pmd_pfn(val)));
 
 			smaps_account(s, folio, folio_head(folio), PMD_SIZE, pmd_dirty(val),
-				      folio_entire_mapcount(folio));
+				      folio_entire_mapcount(folio), true);
 			if (folio_test_anon(folio))
 				s->anon_huge_pages += PMD_SIZE;
 		}
 		ret = WALK_SKIP_PTES;
 	} else if (is_swap_pmd(val)) {
+		swp_entry_t e = pmd_to_swp_entry(val);
+
+		if (is_pfn_swap_entry(e)) {
+			struct folio *folio = page_folio(pfn_to_page(swp_offset_pfn(e)));
+
+			smaps_account(s, folio, folio_head(folio), PMD_SIZE, false,
+				      folio_entire_mapcount(folio), is_device_private_entry(e));
+		}
 		ret = WALK_SKIP_PTES;
 	}
 	spin_unlock(ptl);
@@ -268,9 +281,15 @@ static int smaps_pte_entry(pte_t *pte, unsigned long addr, unsigned long next,
 
 		if (page)
 			smaps_account(s, page_folio(page), page, PAGE_SIZE, pte_dirty(val),
-				      page_mapcount(page));
+				      page_mapcount(page), true);
 	} else if (is_swap_pte(val) && !non_swap_entry(pte_to_swp_entry(val))) {
 		s->swap += PAGE_SIZE;
+	} else if (is_swap_pte(val) && is_pfn_swap_entry(pte_to_swp_entry(val))) {
+		swp_entry_t e = pte_to_swp_entry(val);
+		struct page *page = pfn_to_page(swp_offset_pfn(e));
+
+		smaps_account(s, page_folio(page), page, PAGE_SIZE, false, page_mapcount(page),
+			      is_device_private_entry(e));
 	}
 	return 0;
 }

@@ -885,6 +885,7 @@ struct mirror_ctx {
 	struct mm_struct *mm;
 	struct mirror *m;
 	atomic_int stop;
+	bool use_hmm; /* snapshot with hmm_range_fault() instead of pagemap */
 	/* results, read after join */
 	unsigned long programs, retries, stale;
 };
@@ -912,8 +913,29 @@ static void mirror_snapshot(struct mirror_ctx *c)
 
 	for (;;) {
 		seq = mmu_interval_read_begin(&m->sub);
-		if (mm_pagemap_read(c->mm, m->base, MIRROR_PAGES, pm))
+		if (c->use_hmm) {
+			unsigned long pfns[MIRROR_PAGES] = { 0 };
+			struct hmm_range range = {
+				.notifier = &m->sub, .notifier_seq = seq, .start = m->base,
+				.end = m->base + MIRROR_PAGES * PG, .hmm_pfns = pfns,
+			};
+			int ret;
+
+			mmap_read_lock(c->mm);
+			ret = hmm_range_fault(&range);
+			mmap_read_unlock(c->mm);
+			if (ret == -EBUSY) {
+				c->retries++;
+				continue;
+			}
+			if (ret)
+				c->stale += 1000; /* cannot fail without a fault request */
+			for (int i = 0; i < MIRROR_PAGES; i++)
+				pm[i] = (pfns[i] & HMM_PFN_VALID) ?
+						PM_PRESENT | (pfns[i] & ~HMM_PFN_FLAGS) : 0;
+		} else if (mm_pagemap_read(c->mm, m->base, MIRROR_PAGES, pm)) {
 			pm[0] = 0;
+		}
 		pthread_mutex_lock(&m->lock);
 		if (mmu_interval_read_retry(&m->sub, seq)) {
 			pthread_mutex_unlock(&m->lock);
@@ -1006,12 +1028,12 @@ static void *changer_thread(void *arg)
 	return NULL;
 }
 
-Test(notifier, mirror_follows_concurrent_changes)
+static void mirror_run(bool use_hmm)
 {
 	struct mm_struct *mm = new_mm();
 	unsigned long base = map_anon(mm, 0, MIRROR_PAGES * PG, PROT_READ | PROT_WRITE, 0);
 	struct mirror *m = calloc(1, sizeof(*m));
-	struct mirror_ctx ctx = { .mm = mm, .m = m };
+	struct mirror_ctx ctx = { .mm = mm, .m = m, .use_hmm = use_hmm };
 	struct changer ch[3];
 	pthread_t mt, ct[3];
 	uint64_t pm[MIRROR_PAGES];
@@ -1049,4 +1071,14 @@ Test(notifier, mirror_follows_concurrent_changes)
 	pthread_mutex_destroy(&m->lock);
 	free(m);
 	mmput(mm);
+}
+
+Test(notifier, mirror_follows_concurrent_changes)
+{
+	mirror_run(false);
+}
+
+Test(notifier, hmm_mirror_follows_concurrent_changes)
+{
+	mirror_run(true);
 }
