@@ -1142,8 +1142,13 @@ Test(migrate, cpu_fault_waits_for_finalize)
 	cr_assert_eq(r.ret, 0);
 	for (unsigned long i = 0; i < PAGE_SIZE; i++)
 		cr_assert_eq((uint8_t)r.buf[i], pattern_byte(28, PAGE_SIZE + i));
-	/* The reader found the device page and brought it back. */
-	cr_assert_eq(atomic_load(&d->nr_migrate_to_ram), 1);
+	/*
+	 * The reader found the device page and brought it back.  More than one
+	 * call is possible: finalize unlocks a destination before dropping
+	 * the driver's reference, so a fault that gets in between finds one
+	 * reference too many in folio_migrate_mapping(), restores, and retries.
+	 */
+	cr_assert_geq(atomic_load(&d->nr_migrate_to_ram), 1);
 	assert_ram_page(mm, addr + PAGE_SIZE);
 	assert_dev_page(mm, addr, d);
 	check_pattern(mm, addr, 4 * PAGE_SIZE, 28);
