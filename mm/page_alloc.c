@@ -574,7 +574,7 @@ static void clear_block(struct page *page, unsigned long nr)
 	for (i = 0; i < nr; i++) {
 		__atomic_store_n(&page[i].flags, 0UL, __ATOMIC_RELAXED);
 		__atomic_store_n(&page[i].compound_head, 0UL, __ATOMIC_RELAXED);
-		page[i].mapping = NULL;
+		__atomic_store_n(&page[i].mapping, NULL, __ATOMIC_RELAXED); /* kpageflags reads it lock-free */
 	}
 }
 
