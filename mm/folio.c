@@ -268,6 +268,10 @@ void __folio_free(struct folio *folio)
 		free_one_page(machine, head, 0);
 		return;
 	}
+	if (folio_test_hugetlb(folio)) {
+		free_huge_folio(folio); /* back to the hugetlb pool */
+		return;
+	}
 	order = folio_order(folio);
 	if (!folio_free_ok(folio, flags, order))
 		return;

@@ -254,6 +254,8 @@ static int __copy_page_range(struct vm_area_struct *dst_vma, struct vm_area_stru
 	unsigned long addr = src_vma->vm_start, end = src_vma->vm_end;
 	int err = 0;
 
+	if (is_vm_hugetlb_page(src_vma))
+		return copy_hugetlb_page_range(dst_vma, src_vma);
 	/* vma_needs_copy(): a driver's VM_MIXEDMAP pages cannot be faulted in again. */
 	if (!src_vma->anon_vma && !(src_vma->vm_flags & VM_MIXEDMAP))
 		return 0;
@@ -348,6 +350,8 @@ struct mm_struct *mm_fork(struct mm_struct *oldmm)
 			break;
 		}
 		new->vm_mm = mm;
+		if (is_vm_hugetlb_page(new))
+			hugetlb_dup_vma_private(new); /* the child owns no reservation */
 		if (!(vma->vm_flags & VM_WIPEONFORK) && anon_vma_fork(new, vma)) {
 			vm_area_free(new);
 			err = -ENOMEM;

@@ -38,11 +38,31 @@
 
 #include "uhmm/mm.h"
 #include "uhmm/fs.h"
+#include "uhmm/hugetlb.h"
 #include "uhmm/mmu_notifier.h"
 
 /* ------------------------------------------------------------------ */
 /* The machine (page_alloc.c)                                          */
 /* ------------------------------------------------------------------ */
+
+/**
+ * struct hstate - the hugetlb pool of 2 MiB pages (Linux's default hstate).
+ * @lock: hugetlb_lock; protects the lists and every counter below, and
+ *        the reservation maps (mm/hugetlb.c).
+ * @free_list: free pool folios (PG_hugetlb, refcount 0), linked by lru.
+ * @nr_huge_pages: pool folios, free or in use (HugePages_Total).
+ * @free_huge_pages: folios on @free_list (HugePages_Free).
+ * @resv_huge_pages: free folios promised to mappings (HugePages_Rsvd).
+ * @surplus_huge_pages: folios beyond the persistent size (HugePages_Surp).
+ */
+struct hstate {
+	pthread_mutex_t lock;
+	struct list_head free_list;
+	unsigned long nr_huge_pages;
+	unsigned long free_huge_pages;
+	unsigned long resv_huge_pages;
+	unsigned long surplus_huge_pages;
+};
 
 /**
  * struct uhmm_machine - system RAM, its allocator, its address spaces and
@@ -91,6 +111,8 @@ struct uhmm_machine {
 	struct list_head inodes;     /* every live inode (inode->i_sb_list) */
 	int nr_inodes;
 	unsigned long last_ino;
+
+	struct hstate hstate;        /* the hugetlb pool (mm/hugetlb.c) */
 };
 
 /* ------------------------------------------------------------------ */
@@ -714,6 +736,76 @@ void folio_migrate_flags(struct folio *newfolio, struct folio *folio);
  * folio_put().
  */
 void free_zone_device_folio(struct folio *folio);
+
+/* ------------------------------------------------------------------ */
+/* hugetlb (hugetlb.c); public part in uhmm/hugetlb.h                  */
+/* ------------------------------------------------------------------ */
+
+/**
+ * hugetlb_pool_init() - machine creation: set up the hstate and fill the
+ * pool with @nr_hugepages pages (0: the default, see uhmm/hugetlb.h).
+ */
+void hugetlb_pool_init(struct uhmm_machine *machine, unsigned long nr_hugepages);
+/**
+ * hugetlb_pool_destroy() - machine destruction: give every free pool page
+ * back to the buddy allocator.  Return: 0, or -EBUSY (nothing freed) while
+ * a hugetlb page is in use or reserved.
+ */
+int hugetlb_pool_destroy(struct uhmm_machine *machine);
+/** free_huge_folio() - the last reference of a hugetlb folio went: back to the pool. */
+void free_huge_folio(struct folio *folio);
+/**
+ * hugetlb_mmap_prepare() - mmap of a new VM_HUGETLB VMA (not yet in the
+ * tree, bounds set, 2 MiB aligned): reserve its pages (unless
+ * VM_NORESERVE) and, for MAP_SHARED, create its hugetlbfs object.
+ * Return: 0, -ENOMEM (not enough free huge pages; nothing changed).
+ */
+int hugetlb_mmap_prepare(struct vm_area_struct *vma);
+/** hugetlb_vm_op_open() - a copy of a hugetlb VMA was made (split, mremap): take its references. */
+void hugetlb_vm_op_open(struct vm_area_struct *vma);
+/**
+ * hugetlb_vm_op_close() - a hugetlb VMA is unmapped for good (munmap,
+ * exit): give back the reservations of its range that no fault used.
+ */
+void hugetlb_vm_op_close(struct vm_area_struct *vma);
+/** hugetlb_vm_op_free() - a hugetlb VMA struct is freed: drop its references. */
+void hugetlb_vm_op_free(struct vm_area_struct *vma);
+/** hugetlb_dup_vma_private() - fork: the child's VMA owns no reservation. */
+void hugetlb_dup_vma_private(struct vm_area_struct *vma);
+/**
+ * move_hugetlb_page_tables() - mremap: move the huge PMDs of [@old_addr,
+ * @old_addr + @len) to @new_addr (all 2 MiB aligned).  mmap_lock held for
+ * writing.  Return: the bytes moved (less when a table allocation failed).
+ */
+unsigned long move_hugetlb_page_tables(struct vm_area_struct *old_vma,
+				       struct vm_area_struct *new_vma, unsigned long old_addr,
+				       unsigned long new_addr, unsigned long len);
+/**
+ * hugetlb_change_protection() - mprotect: apply @vma's new vm_flags to the
+ * huge PMDs of [@start, @end).  mmap_lock held for writing.
+ */
+void hugetlb_change_protection(struct vm_area_struct *vma, unsigned long start, unsigned long end);
+/**
+ * hugetlb_fault() - a fault at @addr in a hugetlb VMA: map the whole huge
+ * page with a PMD leaf, break COW of a private one.  mmap_lock held for
+ * reading.  Return: 0, VM_FAULT_SIGBUS (no page: pool empty, no
+ * reservation), VM_FAULT_OOM (no page table).
+ */
+vm_fault_t hugetlb_fault(struct vm_area_struct *vma, unsigned long addr, unsigned int flags);
+/**
+ * unmap_hugepage_range() - clear the huge PMDs of [@start, @end) (2 MiB
+ * aligned) in @vma and release their folios.  mmap_lock held.
+ */
+void unmap_hugepage_range(struct vm_area_struct *vma, unsigned long start, unsigned long end);
+/**
+ * copy_hugetlb_page_range() - fork: share @src_vma's huge pages with the
+ * child (write-protecting private ones).  Return: 0 or -ENOMEM.
+ */
+int copy_hugetlb_page_range(struct vm_area_struct *dst_vma, struct vm_area_struct *src_vma);
+/** hugetlb_vma_resv_pages() - reservations @vma still holds (audit). Takes hstate->lock. */
+unsigned long hugetlb_vma_resv_pages(struct vm_area_struct *vma);
+/** hugetlb_vma_may_split() - may_split: 0 when @addr is 2 MiB aligned, else -EINVAL. */
+int hugetlb_vma_may_split(struct vm_area_struct *vma, unsigned long addr);
 
 /**
  * struct memremap_info - what memremap_pages() keeps for a dev_pagemap

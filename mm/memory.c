@@ -145,6 +145,15 @@ static void zap_page_range_details(struct vm_area_struct *vma, unsigned long sta
 
 void zap_page_range(struct vm_area_struct *vma, unsigned long start, unsigned long end)
 {
+	/*
+	 * hugetlb dispatch here and in zap_page_range_single(), under
+	 * mmap_lock: a file's reverse-map zap reads no vm_flags (and never
+	 * meets a hugetlb VMA: hugetlb files are not truncated or punched).
+	 */
+	if (is_vm_hugetlb_page(vma)) {
+		unmap_hugepage_range(vma, start, end);
+		return;
+	}
 	zap_page_range_details(vma, start, end, NULL);
 }
 
@@ -170,6 +179,15 @@ static void zap_vma_range_notify(struct vm_area_struct *vma, unsigned long start
  */
 void zap_page_range_single(struct vm_area_struct *vma, unsigned long start, unsigned long end)
 {
+	if (is_vm_hugetlb_page(vma)) {
+		struct mmu_notifier_range range;
+
+		mmu_notifier_range_init(&range, MMU_NOTIFY_CLEAR, 0, vma->vm_mm, start, end);
+		mmu_notifier_invalidate_range_start(&range);
+		unmap_hugepage_range(vma, start, end);
+		mmu_notifier_invalidate_range_end(&range);
+		return;
+	}
 	zap_vma_range_notify(vma, start, end, NULL);
 }
 
@@ -673,6 +691,8 @@ vm_fault_t handle_mm_fault(struct vm_area_struct *vma, unsigned long addr, unsig
 	vm_fault_t ret;
 	int err;
 
+	if (is_vm_hugetlb_page(vma))
+		return hugetlb_fault(vma, addr, flags);
 	if (flags & FAULT_FLAG_WRITE) {
 		if (!(vma->vm_flags & VM_WRITE))
 			return VM_FAULT_SIGSEGV;

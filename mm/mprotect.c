@@ -128,6 +128,10 @@ static void change_protection(struct vm_area_struct *vma, unsigned long start, u
 		.try_writable = (vma->vm_flags & (VM_WRITE | VM_SHARED)) == VM_WRITE,
 	};
 
+	if (is_vm_hugetlb_page(vma)) {
+		hugetlb_change_protection(vma, start, end);
+		return;
+	}
 	walk_page_range(vma->vm_mm, start, end, &ops, &cp);
 }
 

@@ -53,10 +53,13 @@ static int pagemap_pmd_entry(pmd_t *pmd, unsigned long addr, unsigned long next,
 		unsigned long first = pmd_pfn(val) + pte_index(addr);
 		struct page *page = pfn_to_page(first);
 		int mapcount = is_huge_zero_pfn(walk->mm->machine, first) ? 0 : page_mapcount(page);
+		/* A PMD maps page-cache pages only for shared hugetlb (PM_FILE). */
+		uint64_t file = !is_huge_zero_pfn(walk->mm->machine, first) &&
+				!folio_test_anon(page_folio(page)) ? PM_FILE : 0;
 
 		for (unsigned long a = addr, i = 0; a < next; a += PAGE_SIZE, i++)
 			*pagemap_slot(walk, a) = pagemap_present_bits(walk->mm, first + i,
-						pmd_val(val) & _PAGE_SOFT_DIRTY, mapcount);
+						pmd_val(val) & _PAGE_SOFT_DIRTY, mapcount) | file;
 		ret = WALK_SKIP_PTES;
 	} else if (is_swap_pmd(val)) {
 		swp_entry_t entry = pmd_to_swp_entry(val);
@@ -162,7 +165,9 @@ uint64_t uhmm_kpageflags(unsigned long pfn)
 		return 1ULL << KPF_PGTABLE;
 	if (folio_test_large(folio)) {
 		k |= 1ULL << (page == folio_head(folio) ? KPF_COMPOUND_HEAD : KPF_COMPOUND_TAIL);
-		if (folio_test_anon(folio))
+		if (folio_test_hugetlb(folio))
+			k |= 1ULL << KPF_HUGE; /* free in the pool or in use */
+		else if (folio_test_anon(folio))
 			k |= 1ULL << KPF_THP; /* any large anonymous folio, as Linux */
 	}
 	if (folio_test_zero(folio)) {
@@ -244,9 +249,15 @@ static int smaps_pmd_entry(pmd_t *pmd, unsigned long addr, unsigned long next,
 	(void)addr;
 	(void)next;
 	if (pmd_leaf(val)) {
-		if (!is_huge_zero_pfn(walk->mm->machine, pmd_pfn(val))) {
-			struct folio *folio = page_folio(pfn_to_page(pmd_pfn(val)));
+		struct folio *folio = page_folio(pfn_to_page(pmd_pfn(val)));
 
+		if (folio_test_hugetlb(folio)) {
+			/* smaps_hugetlb_range(): not in Rss, by how many map it. */
+			if (folio_mapcount(folio) >= 2)
+				s->shared_hugetlb += HPAGE_SIZE;
+			else
+				s->private_hugetlb += HPAGE_SIZE;
+		} else if (!is_huge_zero_pfn(walk->mm->machine, pmd_pfn(val))) {
 			smaps_account(s, folio, folio_head(folio), PMD_SIZE, pmd_dirty(val),
 				      folio_entire_mapcount(folio), true);
 			if (folio_test_anon(folio))
