@@ -1369,7 +1369,7 @@ static void dmirror_device_evict(struct dmirror_device *mdevice)
 	pthread_mutex_lock(&mdevice->devmem_lock);
 	count = mdevice->devmem_count;
 	chunks = malloc(sizeof(*chunks) * (count ? count : 1));
-	if (chunks)
+	if (chunks && count) /* memcpy() from NULL is undefined even for 0 bytes */
 		memcpy(chunks, mdevice->devmem_chunks, sizeof(*chunks) * count);
 	pthread_mutex_unlock(&mdevice->devmem_lock);
 	if (!chunks)

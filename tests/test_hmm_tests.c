@@ -64,19 +64,6 @@
 #endif
 #endif
 
-/*
- * migrate_remap_fault with before=1, use_thp=1 and offset PMD/4 or PMD/2
- * moves a THP to an address that is not PMD aligned, so its 512 PTEs sit
- * in two page tables.  MIGRATE_TO_DEV must split that PTE-mapped THP
- * (Linux: migrate_vma_split_folio() -> split_folio()); uhmm's split only
- * handles a folio whose PTEs are all in one table, so the pages are not
- * collected and the ioctl returns -ENOENT.  Those 4 of the 24 runs stay
- * off until the core can split such a folio.
- */
-#ifndef HMM_TESTS_MIGRATE_THP_ACROSS_PTE_TABLES
-#define HMM_TESTS_MIGRATE_THP_ACROSS_PTE_TABLES 0
-#endif
-
 /* The kernel test's constants. */
 #define TWOMEG (1UL << 21)
 #define HMM_BUFFER_SIZE (1024UL << 12)
@@ -1921,10 +1908,6 @@ HMM_TEST(migrate_remap_fault)
 
 					if (dont_unmap)
 						remap_flags |= MREMAP_DONTUNMAP;
-#if !HMM_TESTS_MIGRATE_THP_ACROSS_PTE_TABLES
-					if (before && use_thp && offset % size)
-						continue;
-#endif
 
 					buffer = hmm_buffer_alloc(8 * size, size);
 					memset(buffer->mirror, 0xFF, size);
