@@ -25,7 +25,13 @@
  *     of its ->mapping, is order 0, below i_size, swap-backed exactly when
  *     the file is shmem, and the cache counts its folios (nrpages);
  *   - the zero page is reserved and mapped read-only; the huge zero folio is
- *     referenced once per mm that used it.
+ *     referenced once per mm that used it;
+ *   - hugetlb: hugetlb VMAs are 2 MiB aligned and map only hugetlb folios,
+ *     each whole by one PMD leaf without a deposited table (never by a
+ *     PTE), not counted in RSS; every free pool folio is on the free list,
+ *     unmapped, refcount 0; the pool counts (total, free, surplus) match
+ *     the folios found; the reservations the VMAs still hold add up to
+ *     HugePages_Rsvd, which free pages cover.
  */
 #include <stdarg.h>
 #include <stdlib.h>
@@ -61,6 +67,9 @@ struct audit {
 	long tables;
 	int huge_zero_mms;
 	unsigned long file_vmas; /* VMAs with a file, over every mm */
+	unsigned long hugetlb_resv;   /* reservations the hugetlb VMAs hold */
+	unsigned long hugetlb_in_use; /* hugetlb folios with references */
+	unsigned long hugetlb_free;   /* free pool folios found in RAM */
 };
 
 static void __attribute__((format(printf, 2, 3))) violation(struct audit *a, const char *fmt, ...)
@@ -284,6 +293,8 @@ static void audit_pte(struct audit *a, struct vm_area_struct *vma, unsigned long
 		return;
 	}
 	a->pte_maps[idx]++;
+	if (folio_test_hugetlb(page_folio(pfn_to_page(pfn))))
+		violation(a, "mm %p addr %#lx: a PTE maps hugetlb pfn %#lx", (void *)a->mm, addr, pfn);
 	a->rss[mm_counter(page_folio(pfn_to_page(pfn)))]++;
 	if (folio_test_anon(page_folio(pfn_to_page(pfn))))
 		audit_anon_rmap(a, vma, addr, pfn_to_page(pfn), pte_write(pte));
@@ -323,6 +334,36 @@ static void audit_pmd_leaf(struct audit *a, struct vm_area_struct *vma, unsigned
 	audit_anon_rmap(a, vma, addr, folio_head(folio), pmd_write(pmd));
 }
 
+/* A huge PMD of a hugetlb VMA: a whole hugetlb folio, no RSS, no deposit. */
+static void audit_hugetlb_pmd(struct audit *a, struct vm_area_struct *vma, unsigned long addr,
+			      pmd_t pmd)
+{
+	unsigned long pfn = pmd_pfn(pmd);
+	long idx = page_idx(a, pfn);
+	struct folio *folio;
+
+	if (idx < 0 || !IS_ALIGNED(addr, HPAGE_SIZE)) {
+		violation(a, "mm %p addr %#lx: hugetlb PMD maps pfn %#lx", (void *)a->mm, addr, pfn);
+		return;
+	}
+	folio = page_folio(pfn_to_page(pfn));
+	if (!folio_test_hugetlb(folio) || folio_head(folio) != pfn_to_page(pfn) ||
+	    folio_order(folio) != HUGETLB_PAGE_ORDER || folio_ref_count(folio) <= 0) {
+		violation(a, "mm %p addr %#lx: hugetlb PMD maps pfn %#lx, not a hugetlb folio in use",
+			  (void *)a->mm, addr, pfn);
+		return;
+	}
+	a->pmd_maps[idx]++;
+	if (folio_test_anon(folio)) {
+		if (vma->vm_flags & VM_MAYSHARE)
+			violation(a, "mm %p addr %#lx: a shared hugetlb VMA maps an anon folio",
+				  (void *)a->mm, addr);
+		audit_anon_rmap(a, vma, addr, folio_head(folio), pmd_write(pmd));
+	} else {
+		audit_file_rmap(a, vma, addr, folio_head(folio), pmd_write(pmd));
+	}
+}
+
 static void audit_pte_table(struct audit *a, uint64_t *table, unsigned long base)
 {
 	audit_table(a, table, PT_LEVEL_PTE);
@@ -356,11 +397,19 @@ static void audit_pmd_table(struct audit *a, uint64_t *table, unsigned long base
 		if (pmd_none(pmd))
 			continue;
 		if (!pmd_leaf(pmd) && !is_swap_pmd(pmd)) {
+			vma = vma_lookup(a->mm, addr);
+			if (vma && is_vm_hugetlb_page(vma))
+				violation(a, "mm %p addr %#lx: a PTE table in a hugetlb VMA",
+					  (void *)a->mm, addr);
 			audit_pte_table(a, pt_entry_table(a->mm, pmd_val(pmd)), addr);
 			continue;
 		}
-		leaves++;
 		vma = vma_lookup(a->mm, addr);
+		if (vma && is_vm_hugetlb_page(vma) && pmd_leaf(pmd)) {
+			audit_hugetlb_pmd(a, vma, addr, pmd);
+			continue;
+		}
+		leaves++;
 		if (!vma || vma->vm_end < addr + PMD_SIZE) {
 			violation(a, "mm %p: PMD leaf at %#lx not inside one VMA", (void *)a->mm, addr);
 			continue;
@@ -442,6 +491,12 @@ static void audit_mm(struct audit *a, struct mm_struct *mm)
 		struct vm_area_struct *vma = mm->mm_mt.vmas[i];
 		struct anon_vma_chain *avc;
 
+		if (is_vm_hugetlb_page(vma)) {
+			if (!IS_ALIGNED(vma->vm_start, HPAGE_SIZE) || !IS_ALIGNED(vma->vm_end, HPAGE_SIZE))
+				violation(a, "mm %p: hugetlb VMA %#lx-%#lx is not 2 MiB aligned",
+					  (void *)mm, vma->vm_start, vma->vm_end);
+			a->hugetlb_resv += hugetlb_vma_resv_pages(vma);
+		}
 		if (vma->anon_vma && !vma_links_anon_vma(vma, vma->anon_vma))
 			violation(a, "mm %p: VMA %#lx is not chained to its own anon_vma", (void *)mm,
 				  vma->vm_start);
@@ -573,6 +628,68 @@ static unsigned long audit_folio(struct audit *a, long idx)
 			  folio_order(folio), refs, pte_sum + pmds, cached, pins,
 			  folio_test_large(folio) ? atomic_load(&folio->_pincount) : 0);
 	return nr;
+}
+
+/*
+ * A hugetlb folio at page index @idx: a free pool folio (refcount 0) must be
+ * unmapped; one in use is checked like any folio.  Return: its page count.
+ */
+static unsigned long audit_hugetlb_folio(struct audit *a, long idx)
+{
+	struct folio *folio = (struct folio *)(void *)pfn_to_page(a->machine->start_pfn +
+								 (unsigned long)idx);
+
+	if (!folio_test_large(folio) || folio_order(folio) != HUGETLB_PAGE_ORDER ||
+	    (unsigned long)idx + HPAGE_PMD_NR > a->machine->nr_pages) {
+		violation(a, "pfn %#lx: PG_hugetlb on a folio of order %u", folio_pfn(folio),
+			  folio_order(folio));
+		return 1;
+	}
+	if (folio_ref_count(folio)) {
+		a->hugetlb_in_use++;
+		return audit_folio(a, idx);
+	}
+	a->hugetlb_free++;
+	for (unsigned long i = 0; i < HPAGE_PMD_NR; i++)
+		if (a->pte_maps[idx + (long)i] || a->pmd_maps[idx + (long)i] ||
+		    a->state[idx + (long)i] == AUDIT_FREE || a->cached[idx + (long)i])
+			violation(a, "free hugetlb folio %#lx is mapped, cached or in the buddy lists",
+				  folio_pfn(folio));
+	if (folio_mapped(folio) || folio_entire_mapcount(folio) || folio->mapping ||
+	    atomic_load(&folio->_pincount))
+		violation(a, "free hugetlb folio %#lx has mapcounts, pins or a mapping",
+			  folio_pfn(folio));
+	return HPAGE_PMD_NR;
+}
+
+/* The pool's counters against what the walk found. */
+static void audit_hugetlb_pool(struct audit *a)
+{
+	struct hstate *h = &a->machine->hstate;
+	unsigned long on_list = 0;
+	struct folio *folio;
+
+	pthread_mutex_lock(&h->lock);
+	list_for_each_entry(folio, &h->free_list, lru) {
+		on_list++;
+		if (!folio_test_hugetlb(folio) || folio_ref_count(folio))
+			violation(a, "hugetlb free list: folio %#lx is not a free hugetlb folio",
+				  folio_pfn(folio));
+	}
+	if (on_list != h->free_huge_pages || a->hugetlb_free != h->free_huge_pages)
+		violation(a, "hugetlb: HugePages_Free %lu, %lu on the free list, %lu free folios in RAM",
+			  h->free_huge_pages, on_list, a->hugetlb_free);
+	if (h->nr_huge_pages != a->hugetlb_free + a->hugetlb_in_use)
+		violation(a, "hugetlb: HugePages_Total %lu, %lu free and %lu in use found",
+			  h->nr_huge_pages, a->hugetlb_free, a->hugetlb_in_use);
+	if (h->surplus_huge_pages > h->nr_huge_pages || h->resv_huge_pages > h->free_huge_pages)
+		violation(a, "hugetlb: surplus %lu, reserved %lu, free %lu of %lu",
+			  h->surplus_huge_pages, h->resv_huge_pages, h->free_huge_pages,
+			  h->nr_huge_pages);
+	if (h->resv_huge_pages != a->hugetlb_resv)
+		violation(a, "hugetlb: HugePages_Rsvd %lu but the mappings hold %lu reservations",
+			  h->resv_huge_pages, a->hugetlb_resv);
+	pthread_mutex_unlock(&h->lock);
 }
 
 /*
@@ -817,8 +934,13 @@ int uhmm_audit(struct uhmm_machine *machine, FILE *report)
 			idx++;
 			continue;
 		}
+		if (test_page_flag(page, PG_hugetlb)) {
+			idx += (long)audit_hugetlb_folio(&a, idx);
+			continue;
+		}
 		idx += (long)audit_folio(&a, idx);
 	}
+	audit_hugetlb_pool(&a);
 	for (int i = 0; i < a.nr_dev; i++)
 		audit_device_range(&a, &a.dev[i]);
 out:

@@ -102,6 +102,31 @@ void folio_lock(struct folio *folio)
 }
 
 /**
+ * folio_wait_locked_unlock() - sleep until @folio is unlocked, dropping
+ * @ptl once registered as a waiter (Linux's migration_entry_wait_on_locked()).
+ * @folio: a folio seen locked through an entry read under @ptl; no
+ *         reference is needed (struct pages are never freed) and none is
+ *         taken, so the folio's owner sees no extra reference.
+ * @ptl: the page-table lock held by the caller, or NULL.
+ *
+ * Registering before dropping @ptl means an unlock that follows the drop
+ * cannot be missed.  Sleeps on the folio's wait bucket; never spins.
+ */
+void folio_wait_locked_unlock(struct folio *folio, pthread_mutex_t *ptl)
+{
+	struct folio_wait_bucket *b = folio_waitqueue(folio);
+
+	pthread_mutex_lock(&b->lock);
+	atomic_fetch_add(&b->waiters, 1);
+	if (ptl)
+		pthread_mutex_unlock(ptl);
+	while (__atomic_load_n(&folio_head(folio)->flags, __ATOMIC_SEQ_CST) & (1UL << PG_locked))
+		pthread_cond_wait(&b->wait, &b->lock);
+	atomic_fetch_sub(&b->waiters, 1);
+	pthread_mutex_unlock(&b->lock);
+}
+
+/**
  * folio_unlock() - release the folio lock and wake the threads waiting for it.
  * @folio: a folio the caller has locked.
  *
@@ -241,6 +266,10 @@ void __folio_free(struct folio *folio)
 		head->index = 0;
 		head->private = 0;
 		free_one_page(machine, head, 0);
+		return;
+	}
+	if (folio_test_hugetlb(folio)) {
+		free_huge_folio(folio); /* back to the hugetlb pool */
 		return;
 	}
 	order = folio_order(folio);

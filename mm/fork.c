@@ -46,6 +46,56 @@ static int copy_present_page(struct vm_area_struct *dst_vma, pte_t *dst_pte, uns
 	return 0;
 }
 
+/*
+ * copy_nonpresent_pte() - a migration entry is copied (downgraded to
+ * readable in both when it was writable or readable-exclusive, in a COW
+ * mapping) and counted in the child's RSS; a device-private entry is a
+ * mapping: the child takes a reference and an anon mapcount, the page is no
+ * longer exclusive, and a writable entry becomes readable in both.  Both
+ * ptls held.
+ */
+static void copy_nonpresent_pte(struct vm_area_struct *dst_vma, struct vm_area_struct *src_vma,
+				pte_t *dst_pte, pte_t *src_pte, pte_t pte, unsigned long addr)
+{
+	swp_entry_t e = pte_to_swp_entry(pte);
+	bool cow = is_cow_mapping(src_vma->vm_flags);
+	struct page *page;
+	struct folio *folio;
+
+	if (!is_migration_entry(e) && !is_device_private_entry(e)) {
+		uhmm_warn("fork: unexpected non-present PTE %#llx at %#lx",
+			  (unsigned long long)pte_val(pte), addr);
+		return;
+	}
+	page = pfn_to_page(swp_offset_pfn(e));
+	folio = page_folio(page);
+	if (is_migration_entry(e)) {
+		if (!is_readable_migration_entry(e) && cow) {
+			pte_t r = swp_entry_to_pte(make_readable_migration_entry(swp_offset_pfn(e)));
+
+			if (pte_swp_soft_dirty(pte))
+				r = pte_swp_mksoft_dirty(r);
+			pte = r;
+			set_pte(src_pte, pte);
+		}
+	} else {
+		folio_get(folio);
+		folio_add_anon_rmap_ptes(folio, page, 1);
+		ClearPageAnonExclusive(page);
+		if (is_writable_device_private_entry(e) && cow) {
+			pte_t r = swp_entry_to_pte(make_readable_device_private_entry(
+				swp_offset_pfn(e)));
+
+			if (pte_swp_soft_dirty(pte))
+				r = pte_swp_mksoft_dirty(r);
+			pte = r;
+			set_pte(src_pte, pte);
+		}
+	}
+	add_mm_counter(dst_vma->vm_mm, mm_counter(folio), 1);
+	set_pte(dst_pte, pte);
+}
+
 /* copy_pte_range() - the PTEs of [addr, end) under one PMD. */
 static int copy_pte_range(struct vm_area_struct *dst_vma, struct vm_area_struct *src_vma,
 			  pmd_t *dst_pmd, pmd_t *src_pmd, unsigned long addr, unsigned long end)
@@ -73,9 +123,7 @@ static int copy_pte_range(struct vm_area_struct *dst_vma, struct vm_area_struct 
 		if (pte_none(pte))
 			continue;
 		if (!pte_present(pte)) {
-			/* Swap, migration and device entries arrive with later subsystems. */
-			uhmm_warn("fork: unexpected non-present PTE %#llx at %#lx",
-				  (unsigned long long)pte_val(pte), addr);
+			copy_nonpresent_pte(dst_vma, src_vma, dst_pte, src_pte, pte, addr);
 			continue;
 		}
 		page = vm_normal_page(src_mm, pte);
@@ -131,6 +179,37 @@ static int copy_huge_pmd(struct vm_area_struct *dst_vma, struct vm_area_struct *
 	src_ptl = pmd_lock(src_mm, src_pmd);
 	dst_ptl = pmd_lock(dst_mm, dst_pmd);
 	pmd = pmdp_get(src_pmd);
+	if (is_swap_pmd(pmd)) {
+		/* As copy_nonpresent_pte(), for a PMD migration or device-private entry. */
+		swp_entry_t e = pmd_to_swp_entry(pmd);
+		unsigned long pfn = swp_offset_pfn(e);
+		bool cow = is_cow_mapping(src_vma->vm_flags);
+
+		folio = page_folio(pfn_to_page(pfn));
+		if (is_migration_entry(e)) {
+			if (!is_readable_migration_entry(e) && cow)
+				pmd = __pmd(pmd_val(swp_entry_to_pmd(make_readable_migration_entry(pfn))) |
+					    (pmd_val(pmd) & _PAGE_SWP_SOFT_DIRTY));
+		} else if (is_device_private_entry(e)) {
+			folio_get(folio);
+			folio_add_anon_rmap_pmd(folio);
+			for (unsigned long i = 0; i < folio_nr_pages(folio); i++)
+				ClearPageAnonExclusive(folio_page(folio, i));
+			if (is_writable_device_private_entry(e) && cow)
+				pmd = __pmd(pmd_val(swp_entry_to_pmd(
+						    make_readable_device_private_entry(pfn))) |
+					    (pmd_val(pmd) & _PAGE_SWP_SOFT_DIRTY));
+		} else {
+			uhmm_warn("fork: unexpected PMD entry %#llx", (unsigned long long)pmd_val(pmd));
+			goto out;
+		}
+		add_mm_counter(dst_mm, mm_counter(folio), HPAGE_PMD_NR);
+		pgtable_trans_huge_deposit(dst_mm, dst_pmd, pgtable);
+		pgtable = NULL;
+		set_pmd(src_pmd, pmd);
+		set_pmd(dst_pmd, pmd);
+		goto out;
+	}
 	if (is_huge_zero_pfn(src_mm->machine, pmd_pfn(pmd))) {
 		if (!mm_get_huge_zero_folio(dst_mm)) {
 			err = -ENOMEM;
@@ -175,6 +254,8 @@ static int __copy_page_range(struct vm_area_struct *dst_vma, struct vm_area_stru
 	unsigned long addr = src_vma->vm_start, end = src_vma->vm_end;
 	int err = 0;
 
+	if (is_vm_hugetlb_page(src_vma))
+		return copy_hugetlb_page_range(dst_vma, src_vma);
 	/* vma_needs_copy(): a driver's VM_MIXEDMAP pages cannot be faulted in again. */
 	if (!src_vma->anon_vma && !(src_vma->vm_flags & VM_MIXEDMAP))
 		return 0;
@@ -199,7 +280,7 @@ static int __copy_page_range(struct vm_area_struct *dst_vma, struct vm_area_stru
 		dst_pmd = pmd_off_alloc(dst_mm, addr);
 		if (!dst_pmd)
 			return -ENOMEM;
-		if (pmd_leaf(val)) {
+		if (pmd_leaf(val) || is_swap_pmd(val)) {
 			err = copy_huge_pmd(dst_vma, src_vma, dst_pmd, src_pmd);
 			if (err != -EAGAIN) {
 				addr = next;
@@ -207,11 +288,6 @@ static int __copy_page_range(struct vm_area_struct *dst_vma, struct vm_area_stru
 			}
 			split_huge_pmd(src_vma, src_pmd, addr);
 			err = 0;
-		} else if (is_swap_pmd(val)) {
-			uhmm_warn("fork: unexpected PMD entry %#llx at %#lx",
-				  (unsigned long long)pmd_val(val), addr);
-			addr = next;
-			continue;
 		}
 		err = copy_pte_range(dst_vma, src_vma, dst_pmd, src_pmd, addr, next);
 		addr = next;
@@ -274,6 +350,8 @@ struct mm_struct *mm_fork(struct mm_struct *oldmm)
 			break;
 		}
 		new->vm_mm = mm;
+		if (is_vm_hugetlb_page(new))
+			hugetlb_dup_vma_private(new); /* the child owns no reservation */
 		if (!(vma->vm_flags & VM_WIPEONFORK) && anon_vma_fork(new, vma)) {
 			vm_area_free(new);
 			err = -ENOMEM;

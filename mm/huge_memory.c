@@ -229,6 +229,33 @@ void __split_huge_pmd_locked(struct vm_area_struct *vma, pmd_t *pmd, unsigned lo
 		uhmm_warn("split_huge_pmd: no deposited table");
 		return;
 	}
+	if (is_swap_pmd(old)) {
+		/*
+		 * A PMD migration entry becomes 512 migration PTEs of the same
+		 * kind (they hold nothing); a device-private PMD becomes 512
+		 * device-private PTEs, each with a reference and a mapcount of
+		 * the still-large device folio (Linux's FYI revision).
+		 */
+		swp_entry_t e = pmd_to_swp_entry(old);
+		unsigned long pfn = swp_offset_pfn(e);
+
+		for (int i = 0; i < PTRS_PER_PTE; i++) {
+			pte_t swp = swp_entry_to_pte(swp_entry(swp_type(e), pfn + (unsigned long)i));
+
+			if (pmd_val(old) & _PAGE_SWP_SOFT_DIRTY)
+				swp = pte_swp_mksoft_dirty(swp);
+			set_pte(&ptes[i], swp);
+		}
+		if (is_device_private_entry(e)) {
+			struct folio *folio = page_folio(pfn_to_page(pfn));
+
+			folio_ref_add(folio, HPAGE_PMD_NR - 1);
+			folio_convert_pmd_to_ptes_rmap(folio);
+		}
+		set_pmd(pmd, __pmd(((uint64_t)page_to_pfn(pt_table_page(mm, pgtable)) << PAGE_SHIFT) |
+				   _PAGE_TABLE));
+		return;
+	}
 	/* The PTEs inherit the PMD's protection, dirty and young bits. */
 	keep = pmd_val(old) & ~(PTE_PFN_MASK | _PAGE_PSE);
 	if (is_huge_zero_pmd(mm, old)) {
@@ -259,7 +286,7 @@ void split_huge_pmd(struct vm_area_struct *vma, pmd_t *pmd, unsigned long addr)
 				(addr & PMD_MASK) + PMD_SIZE);
 	mmu_notifier_invalidate_range_start(&range);
 	ptl = pmd_lock(vma->vm_mm, pmd);
-	if (pmd_leaf(pmdp_get(pmd)))
+	if (pmd_leaf(pmdp_get(pmd)) || is_swap_pmd(pmdp_get(pmd)))
 		__split_huge_pmd_locked(vma, pmd, addr & PMD_MASK);
 	spin_unlock(ptl);
 	mmu_notifier_invalidate_range_end(&range);
@@ -269,7 +296,7 @@ void split_huge_pmd_address(struct vm_area_struct *vma, unsigned long addr)
 {
 	pmd_t *pmd = pmd_off(vma->vm_mm, addr);
 
-	if (pmd && pmd_leaf(pmdp_get(pmd)))
+	if (pmd && (pmd_leaf(pmdp_get(pmd)) || is_swap_pmd(pmdp_get(pmd))))
 		split_huge_pmd(vma, pmd, addr);
 }
 
@@ -281,13 +308,27 @@ bool zap_huge_pmd(struct vm_area_struct *vma, pmd_t *pmd, unsigned long addr)
 	struct folio *folio = NULL;
 
 	(void)addr;
-	if (!pmd_leaf(old)) {
+	if (!pmd_leaf(old) && !is_swap_pmd(old)) {
 		spin_unlock(ptl);
 		return false; /* split meanwhile: the caller walks the PTEs */
 	}
 	pmdp_get_and_clear(pmd);
 	pt_free_table(mm, pgtable_trans_huge_withdraw(mm, pmd));
-	if (!is_huge_zero_pmd(mm, old)) {
+	if (is_swap_pmd(old)) {
+		swp_entry_t e = pmd_to_swp_entry(old);
+
+		folio = page_folio(pfn_to_page(swp_offset_pfn(e)));
+		/* Counters first: the put may free the folio and clear its anon state. */
+		add_mm_counter(mm, mm_counter(folio), -(long)HPAGE_PMD_NR);
+		if (is_migration_entry(e)) {
+			folio = NULL; /* the migrator holds the reference */
+		} else if (is_device_private_entry(e)) {
+			folio_remove_rmap_pmd(folio);
+		} else {
+			uhmm_warn("zap: unexpected PMD entry %#llx", (unsigned long long)pmd_val(old));
+			folio = NULL;
+		}
+	} else if (!is_huge_zero_pmd(mm, old)) {
 		folio = page_folio(pfn_to_page(pmd_pfn(old)));
 		folio_remove_rmap_pmd(folio);
 		add_mm_counter(mm, MM_ANONPAGES, -(long)HPAGE_PMD_NR);

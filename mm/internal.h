@@ -38,11 +38,31 @@
 
 #include "uhmm/mm.h"
 #include "uhmm/fs.h"
+#include "uhmm/hugetlb.h"
 #include "uhmm/mmu_notifier.h"
 
 /* ------------------------------------------------------------------ */
 /* The machine (page_alloc.c)                                          */
 /* ------------------------------------------------------------------ */
+
+/**
+ * struct hstate - the hugetlb pool of 2 MiB pages (Linux's default hstate).
+ * @lock: hugetlb_lock; protects the lists and every counter below, and
+ *        the reservation maps (mm/hugetlb.c).
+ * @free_list: free pool folios (PG_hugetlb, refcount 0), linked by lru.
+ * @nr_huge_pages: pool folios, free or in use (HugePages_Total).
+ * @free_huge_pages: folios on @free_list (HugePages_Free).
+ * @resv_huge_pages: free folios promised to mappings (HugePages_Rsvd).
+ * @surplus_huge_pages: folios beyond the persistent size (HugePages_Surp).
+ */
+struct hstate {
+	pthread_mutex_t lock;
+	struct list_head free_list;
+	unsigned long nr_huge_pages;
+	unsigned long free_huge_pages;
+	unsigned long resv_huge_pages;
+	unsigned long surplus_huge_pages;
+};
 
 /**
  * struct uhmm_machine - system RAM, its allocator, its address spaces and
@@ -91,6 +111,8 @@ struct uhmm_machine {
 	struct list_head inodes;     /* every live inode (inode->i_sb_list) */
 	int nr_inodes;
 	unsigned long last_ino;
+
+	struct hstate hstate;        /* the hugetlb pool (mm/hugetlb.c) */
 };
 
 /* ------------------------------------------------------------------ */
@@ -356,6 +378,15 @@ void folio_walk_mappings(struct folio *folio, bool (*visit)(const struct folio_m
 void rmap_walk_anon(struct folio *folio,
 		    bool (*rmap_one)(struct folio *, struct vm_area_struct *, unsigned long, void *),
 		    void *arg);
+/**
+ * folio_walk_migration_entries() - folio_walk_mappings() that also walks a
+ * wholly unmapped folio (its entries are migration entries); the caller
+ * keeps the anon_vma alive (mmap_lock, or folio_get_anon_vma()).
+ */
+void folio_walk_migration_entries(struct folio *folio,
+				  bool (*visit)(const struct folio_mapping *m, void *arg), void *arg);
+/** folio_get_anon_vma() - a reference on a mapped anon folio's anon_vma, or NULL. */
+struct anon_vma *folio_get_anon_vma(struct folio *folio);
 
 /* ------------------------------------------------------------------ */
 /* Unmapping (memory.c)                                                */
@@ -405,6 +436,12 @@ void unmap_mapping_folio(struct folio *folio);
  * an error bit.
  */
 vm_fault_t handle_mm_fault(struct vm_area_struct *vma, unsigned long addr, unsigned int flags);
+/**
+ * do_huge_pmd_device_private() - fault on a device-private PMD entry: the
+ * driver's migrate_to_ram() with vmf->pte NULL.  mmap_lock held for reading.
+ */
+vm_fault_t do_huge_pmd_device_private(struct vm_area_struct *vma, pmd_t *pmd, unsigned long addr,
+				      unsigned int flags);
 /** vm_fault_to_errno() - -ENOMEM, -EFAULT, ... for a fault result. */
 int vm_fault_to_errno(vm_fault_t ret);
 
@@ -558,20 +595,25 @@ vm_fault_t do_huge_pmd_wp_page(struct vm_area_struct *vma, pmd_t *pmd, unsigned 
 /**
  * __split_huge_pmd_locked() - replace the PMD leaf at @pmd (its ptl held)
  * with the deposited PTE table mapping the same pages: zero-page PTEs for the
- * huge zero folio, one PTE per page (and one folio reference each) for a THP.
+ * huge zero folio, one PTE per page (and one folio reference each) for a THP;
+ * a PMD migration entry becomes 512 migration PTEs of its kind, a
+ * device-private PMD 512 device-private PTEs (a reference each, the folio
+ * stays large).
  */
 void __split_huge_pmd_locked(struct vm_area_struct *vma, pmd_t *pmd, unsigned long haddr);
 /**
- * split_huge_pmd() - split the PMD leaf at @pmd (covering @addr), if it is
- * still one.  Never fails: the PTE table was deposited with the leaf.
+ * split_huge_pmd() - split the PMD leaf, PMD migration entry or
+ * device-private PMD at @pmd (covering @addr), if it is still one.  Never fails: the PTE table was deposited with the leaf.
  * Needs mmap_lock.
  */
 void split_huge_pmd(struct vm_area_struct *vma, pmd_t *pmd, unsigned long addr);
 /** split_huge_pmd_address() - split_huge_pmd() of the PMD covering @addr in @vma. */
 void split_huge_pmd_address(struct vm_area_struct *vma, unsigned long addr);
 /**
- * zap_huge_pmd() - clear a PMD leaf (ptl taken inside) and release its folio.
- * Return: true, or false when @pmd was no longer a leaf (split meanwhile).
+ * zap_huge_pmd() - clear a PMD leaf, PMD migration entry or device-private
+ * PMD (ptl taken inside) and release its folio (not for a migration entry:
+ * the migrator holds that reference).
+ * Return: true, or false when @pmd was no longer one (split meanwhile).
  */
 bool zap_huge_pmd(struct vm_area_struct *vma, pmd_t *pmd, unsigned long addr);
 /**
@@ -603,6 +645,12 @@ int madvise_collapse(struct vm_area_struct *vma, unsigned long start, unsigned l
 
 /** __folio_free() - return a folio whose refcount reached 0 to the buddy allocator. */
 void __folio_free(struct folio *folio);
+/**
+ * folio_wait_locked_unlock() - sleep until @folio is unlocked; @ptl (held,
+ * or NULL) is dropped once the caller is registered as a waiter.  Takes no
+ * reference.  Lock order: page-table lock -> folio wait-bucket lock (leaf).
+ */
+void folio_wait_locked_unlock(struct folio *folio, pthread_mutex_t *ptl);
 /** prep_compound_folio() - turn the 2^@order pages at @page into a large folio. */
 void prep_compound_folio(struct page *page, unsigned int order);
 
@@ -646,7 +694,8 @@ void try_to_unmap(struct folio *folio, enum ttu_flags flags);
 /**
  * try_to_migrate() - replace every mapping of a locked folio with a
  * migration entry (writable, readable-exclusive or readable after the
- * PTE), device-private entries included.  Fires MMU_NOTIFY_MIGRATE.
+ * PTE), device-private entries included.  Fires MMU_NOTIFY_CLEAR per VMA,
+ * as Linux's try_to_migrate_one() does.
  * Check folio_mapped() afterwards.
  */
 void try_to_migrate(struct folio *folio, enum ttu_flags flags);
@@ -687,6 +736,76 @@ void folio_migrate_flags(struct folio *newfolio, struct folio *folio);
  * folio_put().
  */
 void free_zone_device_folio(struct folio *folio);
+
+/* ------------------------------------------------------------------ */
+/* hugetlb (hugetlb.c); public part in uhmm/hugetlb.h                  */
+/* ------------------------------------------------------------------ */
+
+/**
+ * hugetlb_pool_init() - machine creation: set up the hstate and fill the
+ * pool with @nr_hugepages pages (0: the default, see uhmm/hugetlb.h).
+ */
+void hugetlb_pool_init(struct uhmm_machine *machine, unsigned long nr_hugepages);
+/**
+ * hugetlb_pool_destroy() - machine destruction: give every free pool page
+ * back to the buddy allocator.  Return: 0, or -EBUSY (nothing freed) while
+ * a hugetlb page is in use or reserved.
+ */
+int hugetlb_pool_destroy(struct uhmm_machine *machine);
+/** free_huge_folio() - the last reference of a hugetlb folio went: back to the pool. */
+void free_huge_folio(struct folio *folio);
+/**
+ * hugetlb_mmap_prepare() - mmap of a new VM_HUGETLB VMA (not yet in the
+ * tree, bounds set, 2 MiB aligned): reserve its pages (unless
+ * VM_NORESERVE) and, for MAP_SHARED, create its hugetlbfs object.
+ * Return: 0, -ENOMEM (not enough free huge pages; nothing changed).
+ */
+int hugetlb_mmap_prepare(struct vm_area_struct *vma);
+/** hugetlb_vm_op_open() - a copy of a hugetlb VMA was made (split, mremap): take its references. */
+void hugetlb_vm_op_open(struct vm_area_struct *vma);
+/**
+ * hugetlb_vm_op_close() - a hugetlb VMA is unmapped for good (munmap,
+ * exit): give back the reservations of its range that no fault used.
+ */
+void hugetlb_vm_op_close(struct vm_area_struct *vma);
+/** hugetlb_vm_op_free() - a hugetlb VMA struct is freed: drop its references. */
+void hugetlb_vm_op_free(struct vm_area_struct *vma);
+/** hugetlb_dup_vma_private() - fork: the child's VMA owns no reservation. */
+void hugetlb_dup_vma_private(struct vm_area_struct *vma);
+/**
+ * move_hugetlb_page_tables() - mremap: move the huge PMDs of [@old_addr,
+ * @old_addr + @len) to @new_addr (all 2 MiB aligned).  mmap_lock held for
+ * writing.  Return: the bytes moved (less when a table allocation failed).
+ */
+unsigned long move_hugetlb_page_tables(struct vm_area_struct *old_vma,
+				       struct vm_area_struct *new_vma, unsigned long old_addr,
+				       unsigned long new_addr, unsigned long len);
+/**
+ * hugetlb_change_protection() - mprotect: apply @vma's new vm_flags to the
+ * huge PMDs of [@start, @end).  mmap_lock held for writing.
+ */
+void hugetlb_change_protection(struct vm_area_struct *vma, unsigned long start, unsigned long end);
+/**
+ * hugetlb_fault() - a fault at @addr in a hugetlb VMA: map the whole huge
+ * page with a PMD leaf, break COW of a private one.  mmap_lock held for
+ * reading.  Return: 0, VM_FAULT_SIGBUS (no page: pool empty, no
+ * reservation), VM_FAULT_OOM (no page table).
+ */
+vm_fault_t hugetlb_fault(struct vm_area_struct *vma, unsigned long addr, unsigned int flags);
+/**
+ * unmap_hugepage_range() - clear the huge PMDs of [@start, @end) (2 MiB
+ * aligned) in @vma and release their folios.  mmap_lock held.
+ */
+void unmap_hugepage_range(struct vm_area_struct *vma, unsigned long start, unsigned long end);
+/**
+ * copy_hugetlb_page_range() - fork: share @src_vma's huge pages with the
+ * child (write-protecting private ones).  Return: 0 or -ENOMEM.
+ */
+int copy_hugetlb_page_range(struct vm_area_struct *dst_vma, struct vm_area_struct *src_vma);
+/** hugetlb_vma_resv_pages() - reservations @vma still holds (audit). Takes hstate->lock. */
+unsigned long hugetlb_vma_resv_pages(struct vm_area_struct *vma);
+/** hugetlb_vma_may_split() - may_split: 0 when @addr is 2 MiB aligned, else -EINVAL. */
+int hugetlb_vma_may_split(struct vm_area_struct *vma, unsigned long addr);
 
 /**
  * struct memremap_info - what memremap_pages() keeps for a dev_pagemap

@@ -258,9 +258,19 @@ static int madvise_vma(struct mm_struct *mm, struct vm_area_struct *vma, unsigne
 	switch (behavior) {
 	case MADV_DONTNEED:
 	case MADV_DONTNEED_LOCKED:
-		if (flags & (VM_PFNMAP | VM_HUGETLB) ||
-		    ((flags & VM_LOCKED) && behavior == MADV_DONTNEED))
+		if (flags & VM_PFNMAP || ((flags & VM_LOCKED) && behavior == MADV_DONTNEED))
 			return -EINVAL;
+		if (is_vm_hugetlb_page(vma)) {
+			/*
+			 * madvise_dontneed_free_valid_vma(): an aligned start, and
+			 * the end rounded down so that no data is lost by surprise.
+			 */
+			if (!IS_ALIGNED(start, HPAGE_SIZE))
+				return -EINVAL;
+			end = ALIGN_DOWN(end, HPAGE_SIZE);
+			if (end <= start)
+				return 0;
+		}
 		zap_page_range_single(vma, start, end);
 		return 0;
 	case MADV_FREE:
@@ -298,7 +308,8 @@ static int madvise_vma(struct mm_struct *mm, struct vm_area_struct *vma, unsigne
 		flags &= ~VM_DONTCOPY;
 		break;
 	case MADV_WIPEONFORK:
-		if (vma->vm_file || (flags & VM_SHARED))
+		/* Linux's hugetlb VMAs have a file: refused as file mappings are. */
+		if (vma->vm_file || (flags & (VM_SHARED | VM_HUGETLB)))
 			return -EINVAL;
 		flags |= VM_WIPEONFORK;
 		break;

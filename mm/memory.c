@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "uhmm/memremap.h"
 
 int vm_fault_to_errno(vm_fault_t ret)
 {
@@ -40,6 +41,37 @@ static bool zap_skips(const struct zap_details *details, struct folio *folio)
 	return !details->even_cows && folio_test_anon(folio);
 }
 
+/*
+ * zap_nonpresent_ptes(): a device-private entry is a mapping (rmap, RSS and
+ * a reference of the device folio, whose last put reaches the driver's
+ * folio_free); a migration entry only counts in RSS (the migrator holds the
+ * folio).  Other kinds (swap, device-exclusive) are not uhmm's yet.
+ */
+static int zap_nonpresent_pte(struct zap_walk *zw, struct mm_struct *mm, pte_t *pte, pte_t entry,
+			      unsigned long addr)
+{
+	swp_entry_t e = pte_to_swp_entry(entry);
+	struct folio *folio;
+	struct page *page;
+
+	if (!is_device_private_entry(e) && !is_migration_entry(e)) {
+		uhmm_warn("zap: unexpected non-present PTE %#llx at %#lx",
+			  (unsigned long long)pte_val(entry), addr);
+		return 0;
+	}
+	page = pfn_to_page(swp_offset_pfn(e));
+	folio = page_folio(page);
+	if (zap_skips(zw->details, folio))
+		return 0;
+	ptep_get_and_clear(pte);
+	add_mm_counter(mm, mm_counter(folio), -1);
+	if (is_device_private_entry(e)) {
+		folio_remove_rmap_ptes(folio, page, 1);
+		folio_put(folio);
+	}
+	return 0;
+}
+
 /* Clear one PTE (its table's ptl held), dropping rmap, RSS and its reference. */
 static int zap_pte_entry(pte_t *pte, unsigned long addr, unsigned long next, struct mm_walk *walk)
 {
@@ -52,18 +84,14 @@ static int zap_pte_entry(pte_t *pte, unsigned long addr, unsigned long next, str
 	(void)next;
 	if (pte_none(entry))
 		return 0;
+	if (!pte_present(entry))
+		return zap_nonpresent_pte(zw, mm, pte, entry, addr);
 	if (zw->details) {
 		page = vm_normal_page(mm, entry);
 		if (!page || zap_skips(zw->details, page_folio(page)))
 			return 0; /* the zero page, or a page this zap keeps */
 	}
 	entry = ptep_get_and_clear(pte);
-	if (!pte_present(entry)) {
-		/* Swap, migration and device entries arrive with later subsystems. */
-		uhmm_warn("zap: unexpected non-present PTE %#llx at %#lx",
-			  (unsigned long long)pte_val(entry), addr);
-		return 0;
-	}
 	if (pte_pfn(entry) == mm->machine->zero_pfn)
 		return 0;
 	page = pfn_to_page(pte_pfn(entry));
@@ -82,14 +110,14 @@ static int zap_pmd_entry(pmd_t *pmd, unsigned long addr, unsigned long next, str
 	struct vm_area_struct *vma = ((struct zap_walk *)walk->private)->vma;
 	pmd_t val = pmdp_get(pmd);
 
-	if (pmd_leaf(val)) {
+	if (pmd_leaf(val) || is_swap_pmd(val)) {
+		if (is_swap_pmd(val) && ((struct zap_walk *)walk->private)->details &&
+		    zap_skips(((struct zap_walk *)walk->private)->details,
+			      page_folio(pfn_to_page(swp_offset_pfn(pmd_to_swp_entry(val))))))
+			return WALK_SKIP_PTES;
 		if (IS_ALIGNED(addr, PMD_SIZE) && next - addr == PMD_SIZE)
 			return zap_huge_pmd(vma, pmd, addr) ? WALK_SKIP_PTES : 0;
 		split_huge_pmd(vma, pmd, addr);
-	} else if (is_swap_pmd(val)) {
-		uhmm_warn("zap: unexpected PMD entry %#llx at %#lx", (unsigned long long)pmd_val(val),
-			  addr);
-		return WALK_SKIP_PTES;
 	}
 	return 0;
 }
@@ -117,6 +145,15 @@ static void zap_page_range_details(struct vm_area_struct *vma, unsigned long sta
 
 void zap_page_range(struct vm_area_struct *vma, unsigned long start, unsigned long end)
 {
+	/*
+	 * hugetlb dispatch here and in zap_page_range_single(), under
+	 * mmap_lock: a file's reverse-map zap reads no vm_flags (and never
+	 * meets a hugetlb VMA: hugetlb files are not truncated or punched).
+	 */
+	if (is_vm_hugetlb_page(vma)) {
+		unmap_hugepage_range(vma, start, end);
+		return;
+	}
 	zap_page_range_details(vma, start, end, NULL);
 }
 
@@ -142,6 +179,15 @@ static void zap_vma_range_notify(struct vm_area_struct *vma, unsigned long start
  */
 void zap_page_range_single(struct vm_area_struct *vma, unsigned long start, unsigned long end)
 {
+	if (is_vm_hugetlb_page(vma)) {
+		struct mmu_notifier_range range;
+
+		mmu_notifier_range_init(&range, MMU_NOTIFY_CLEAR, 0, vma->vm_mm, start, end);
+		mmu_notifier_invalidate_range_start(&range);
+		unmap_hugepage_range(vma, start, end);
+		mmu_notifier_invalidate_range_end(&range);
+		return;
+	}
 	zap_vma_range_notify(vma, start, end, NULL);
 }
 
@@ -505,6 +551,96 @@ static vm_fault_t do_fault(struct vm_area_struct *vma, pmd_t *pmd, unsigned long
 	return finish_fault(vma, pmd, addr, flags, vmf.folio);
 }
 
+/*
+ * do_swap_page(), for the entries uhmm has: a migration entry waits for
+ * the migration to finish; a device-private entry asks the driver to
+ * migrate the page back (ops->migrate_to_ram) with the device page
+ * referenced and trylocked, as Linux does (a page that is locked, by a
+ * migration for instance, is waited for and the fault retried).  Called
+ * with the PTE's ptl held; drops it.  Return: 0 (retry the access) or what
+ * migrate_to_ram returned; VM_FAULT_SIGBUS for entries uhmm does not
+ * handle (swap, hwpoison, device-exclusive).
+ */
+static vm_fault_t do_swap_page(struct vm_area_struct *vma, pmd_t *pmd, unsigned long addr,
+			       unsigned int flags, pte_t *pte, pthread_mutex_t *ptl)
+{
+	pte_t orig = ptep_get(pte);
+	swp_entry_t e = pte_to_swp_entry(orig);
+	struct vm_fault vmf;
+	struct folio *folio;
+	vm_fault_t ret;
+
+	if (is_migration_entry(e)) {
+		folio_wait_locked_unlock(page_folio(pfn_to_page(swp_offset_pfn(e))), ptl);
+		return 0;
+	}
+	if (!is_device_private_entry(e)) {
+		spin_unlock(ptl);
+		uhmm_warn("fault: unexpected non-present PTE %#llx at %#lx",
+			  (unsigned long long)pte_val(orig), addr);
+		return VM_FAULT_SIGBUS;
+	}
+	vmf = (struct vm_fault){ .vma = vma, .address = addr & PAGE_MASK,
+				 .pgoff = linear_page_index(vma, addr & PAGE_MASK), .flags = flags,
+				 .page = pfn_to_page(swp_offset_pfn(e)), .pmd = pmd, .pte = pte,
+				 .orig_pte = orig };
+	folio = page_folio(vmf.page);
+	/* The entry holds a reference, so this one cannot fail under the ptl. */
+	folio_get(folio);
+	if (!folio_trylock(folio)) {
+		folio_put(folio);
+		folio_wait_locked_unlock(folio, ptl);
+		return 0;
+	}
+	spin_unlock(ptl);
+	ret = page_pgmap(vmf.page)->ops->migrate_to_ram(&vmf);
+	folio_unlock(page_folio(vmf.page));
+	folio_put(folio);
+	return ret;
+}
+
+/**
+ * do_huge_pmd_device_private() - fault on a device-private PMD entry.
+ * @vma: the VMA; mmap_lock held for reading.
+ * @pmd: the PMD slot.
+ * @addr: the faulting address.
+ * @flags: FAULT_FLAG_*.
+ *
+ * As do_swap_page(), at PMD level: vmf->page is the folio's head and
+ * vmf->pte is NULL, so the driver migrates the whole folio.
+ * Return: 0 (retry) or what migrate_to_ram returned.
+ */
+vm_fault_t do_huge_pmd_device_private(struct vm_area_struct *vma, pmd_t *pmd, unsigned long addr,
+				      unsigned int flags)
+{
+	pthread_mutex_t *ptl = pmd_lock(vma->vm_mm, pmd);
+	pmd_t val = pmdp_get(pmd);
+	struct vm_fault vmf;
+	struct folio *folio;
+	vm_fault_t ret;
+
+	if (!is_pmd_device_private_entry(val)) {
+		spin_unlock(ptl);
+		return 0;
+	}
+	vmf = (struct vm_fault){ .vma = vma, .address = addr & PAGE_MASK,
+				 .pgoff = linear_page_index(vma, addr & PAGE_MASK), .flags = flags,
+				 .page = pfn_to_page(swp_offset_pfn(pmd_to_swp_entry(val))),
+				 .pmd = pmd, .pte = NULL, .orig_pte = __pte(pmd_val(val)) };
+	folio = page_folio(vmf.page);
+	folio_get(folio);
+	if (!folio_trylock(folio)) {
+		folio_put(folio);
+		folio_wait_locked_unlock(folio, ptl);
+		return 0;
+	}
+	spin_unlock(ptl);
+	ret = page_pgmap(vmf.page)->ops->migrate_to_ram(&vmf);
+	folio_unlock(page_folio(vmf.page));
+	folio_put(folio);
+	return ret;
+}
+
 /* handle_pte_fault() - the PTE level of a fault; the PMD points to a PTE table. */
 static vm_fault_t handle_pte_fault(struct vm_area_struct *vma, pmd_t *pmd, unsigned long addr,
 				   unsigned int flags)
@@ -523,13 +659,8 @@ static vm_fault_t handle_pte_fault(struct vm_area_struct *vma, pmd_t *pmd, unsig
 			return do_fault(vma, pmd, addr, flags);
 		return do_anonymous_page(vma, pmd, addr, flags);
 	}
-	if (!pte_present(entry)) {
-		/* Swap, migration and device entries arrive with later subsystems. */
-		spin_unlock(ptl);
-		uhmm_warn("fault: unexpected non-present PTE %#llx at %#lx",
-			  (unsigned long long)pte_val(entry), addr);
-		return VM_FAULT_SIGBUS;
-	}
+	if (!pte_present(entry))
+		return do_swap_page(vma, pmd, addr, flags, pte, ptl);
 	if ((flags & FAULT_FLAG_WRITE) && !pte_write(entry))
 		return do_wp_page(vma, pmd, addr, pte, ptl);
 	/* A spurious fault (PROT_NONE upgraded meanwhile, or a race): refresh A/D. */
@@ -560,6 +691,8 @@ vm_fault_t handle_mm_fault(struct vm_area_struct *vma, unsigned long addr, unsig
 	vm_fault_t ret;
 	int err;
 
+	if (is_vm_hugetlb_page(vma))
+		return hugetlb_fault(vma, addr, flags);
 	if (flags & FAULT_FLAG_WRITE) {
 		if (!(vma->vm_flags & VM_WRITE))
 			return VM_FAULT_SIGSEGV;
@@ -592,6 +725,11 @@ retry:
 			spin_unlock(ptl);
 			return 0;
 		}
+	} else if (is_pmd_migration_entry(val)) {
+		pmd_migration_entry_wait(mm, pmd);
+		return 0;
+	} else if (is_pmd_device_private_entry(val)) {
+		return do_huge_pmd_device_private(vma, pmd, addr, flags);
 	} else if (is_swap_pmd(val)) {
 		uhmm_warn("fault: unexpected PMD entry %#llx at %#lx",
 			  (unsigned long long)pmd_val(val), addr);

@@ -139,6 +139,8 @@ struct vm_area_struct *vm_area_dup(struct vm_area_struct *orig)
 	INIT_LIST_HEAD(&new->shared);
 	if (new->vm_file)
 		get_file(new->vm_file);
+	if (is_vm_hugetlb_page(new))
+		hugetlb_vm_op_open(new);
 	return new;
 }
 
@@ -158,6 +160,8 @@ void vm_area_free(struct vm_area_struct *vma)
 		i_mmap_unlock_write(vma->vm_file->f_mapping);
 	}
 	unlink_anon_vmas(vma);
+	if (is_vm_hugetlb_page(vma))
+		hugetlb_vm_op_free(vma);
 	if (vma->vm_file)
 		fput(vma->vm_file);
 	free(vma);
@@ -183,6 +187,8 @@ int split_vma(struct mm_struct *mm, struct vm_area_struct *vma, unsigned long ad
 
 	if (addr <= vma->vm_start || addr >= vma->vm_end || !IS_ALIGNED(addr, PAGE_SIZE))
 		return -EINVAL;
+	if (is_vm_hugetlb_page(vma) && hugetlb_vma_may_split(vma, addr))
+		return -EINVAL; /* vm_ops->may_split */
 	if (vma_tree_reserve(mm))
 		return -ENOMEM;
 	new = vm_area_dup(vma);
@@ -209,6 +215,9 @@ int split_vma(struct mm_struct *mm, struct vm_area_struct *vma, unsigned long ad
 /* Can @next be appended to @prev into one VMA? (is_mergeable_vma + anon_vma) */
 static bool vmas_mergeable(const struct vm_area_struct *prev, const struct vm_area_struct *next)
 {
+	/* A hugetlb VMA has a close() hook: never merged away (uhmm merges none). */
+	if (is_vm_hugetlb_page(prev) || is_vm_hugetlb_page(next))
+		return false;
 	if (prev->vm_end != next->vm_start || prev->vm_flags != next->vm_flags ||
 	    prev->vm_file != next->vm_file || prev->vm_ops != next->vm_ops ||
 	    prev->vm_private_data != next->vm_private_data)
@@ -342,6 +351,8 @@ static void exit_mmap(struct mm_struct *mm)
 		struct vm_area_struct *vma = mm->mm_mt.vmas[i];
 
 		zap_page_range(vma, vma->vm_start, vma->vm_end);
+		if (is_vm_hugetlb_page(vma))
+			hugetlb_vm_op_close(vma);
 	}
 	for (size_t i = 0; i < mm->mm_mt.nr; i++)
 		vm_area_free(mm->mm_mt.vmas[i]);
@@ -430,6 +441,21 @@ long get_unmapped_area(struct mm_struct *mm, struct file *file, unsigned long ad
 
 	if (len > mm->task_size - MMAP_MIN_ADDR)
 		return -ENOMEM;
+	if (flags & MAP_HUGETLB) {
+		/* hugetlb_get_unmapped_area(): everything huge-page aligned. */
+		if (!IS_ALIGNED(len, HPAGE_SIZE))
+			return -EINVAL;
+		if (flags & MAP_FIXED)
+			return IS_ALIGNED(addr, HPAGE_SIZE) ? (long)addr : -EINVAL;
+		if (addr) {
+			addr = ALIGN(addr, HPAGE_SIZE);
+			if (addr >= MMAP_MIN_ADDR && addr <= mm->task_size - len &&
+			    range_is_free(mm, addr, len))
+				return (long)addr;
+		}
+		addr = unmapped_area_topdown(mm, len, HPAGE_SIZE);
+		return addr ? (long)addr : -ENOMEM;
+	}
 	if (flags & MAP_FIXED)
 		return (long)addr;
 	if (addr) {
@@ -492,6 +518,16 @@ int do_munmap_locked(struct mm_struct *mm, unsigned long start, unsigned long en
 
 	if (!vma || vma->vm_start >= end)
 		return 0;
+	/* Check both splits before making either (hugetlb's may_split). */
+	if (vma->vm_start < start && is_vm_hugetlb_page(vma) && hugetlb_vma_may_split(vma, start))
+		return -EINVAL;
+	{
+		struct vm_area_struct *last = find_vma(mm, end - 1);
+
+		if (last && last->vm_start < end && last->vm_end > end &&
+		    is_vm_hugetlb_page(last) && hugetlb_vma_may_split(last, end))
+			return -EINVAL;
+	}
 	if (vma->vm_start < start) {
 		err = split_vma(mm, vma, start);
 		if (err)
@@ -513,6 +549,8 @@ int do_munmap_locked(struct mm_struct *mm, unsigned long start, unsigned long en
 	for (size_t i = first; i < last; i++) {
 		vma = mm->mm_mt.vmas[i];
 		zap_page_range(vma, vma->vm_start, vma->vm_end);
+		if (is_vm_hugetlb_page(vma))
+			hugetlb_vm_op_close(vma);
 	}
 	mmu_notifier_invalidate_range_end(&range);
 	for (size_t i = first; i < last; i++)
@@ -657,6 +695,14 @@ long mm_mmap(struct mm_struct *mm, unsigned long addr, unsigned long len, int pr
 		return -EBADF;
 	else if (flags & MAP_HUGETLB)
 		return -EINVAL; /* not a hugetlbfs file */
+	if (flags & MAP_HUGETLB) {
+		/* ksys_mmap_pgoff(): the one hstate is 2 MiB (MAP_HUGE_2MB or 0). */
+		unsigned int log = ((unsigned int)flags >> MAP_HUGE_SHIFT) & MAP_HUGE_MASK;
+
+		if (log && log != HPAGE_SHIFT)
+			return -EINVAL;
+		len = ALIGN(len, HPAGE_SIZE); /* 0 when it wraps: -EINVAL below */
+	}
 	if (offset_in_page(off))
 		return -EINVAL;
 	if (!len)
@@ -677,6 +723,8 @@ long mm_mmap(struct mm_struct *mm, unsigned long addr, unsigned long len, int pr
 			return -EINVAL;
 	}
 	vm_flags = mmap_vm_flags(prot, flags);
+	if (flags & MAP_HUGETLB)
+		vm_flags |= VM_HUGETLB | VM_DONTEXPAND; /* hugetlbfs_file_mmap() */
 	if (!file) {
 		switch (flags & 0x0f /* MAP_TYPE */) {
 		case MAP_PRIVATE:
@@ -691,8 +739,6 @@ long mm_mmap(struct mm_struct *mm, unsigned long addr, unsigned long len, int pr
 			 * MAP_SHARED_VALIDATE), as in do_mmap(). */
 			return -EINVAL;
 		}
-		if (flags & MAP_HUGETLB)
-			return -EOPNOTSUPP; /* hugetlb is not built yet */
 	}
 
 	pthread_rwlock_wrlock(&mm->mmap_lock);
@@ -716,7 +762,8 @@ long mm_mmap(struct mm_struct *mm, unsigned long addr, unsigned long len, int pr
 			goto out;
 		vm_flags = (unsigned long)ret;
 	}
-	vm_flags = mmap_account(vm_flags);
+	if (!(vm_flags & VM_HUGETLB))
+		vm_flags = mmap_account(vm_flags); /* hugetlb is never charged */
 	if (vma_tree_reserve(mm)) {
 		ret = -ENOMEM;
 		goto out;
@@ -736,6 +783,14 @@ long mm_mmap(struct mm_struct *mm, unsigned long addr, unsigned long len, int pr
 		vma->vm_file = get_file(file);
 		vma->vm_ops = file_vm_ops(file);
 		vma->vm_pgoff = pgoff;
+	} else if (vm_flags & VM_HUGETLB) {
+		/* Reserve before MAP_FIXED unmaps anything: a failure changes nothing. */
+		vma->vm_pgoff = (vm_flags & VM_MAYSHARE) ? 0 : addr >> PAGE_SHIFT;
+		ret = hugetlb_mmap_prepare(vma);
+		if (ret) {
+			free(vma);
+			goto out;
+		}
 	} else if (vm_flags & VM_MAYSHARE) {
 		/* Before MAP_FIXED unmaps anything: a failure changes nothing. */
 		ret = shmem_zero_setup(vma);
@@ -751,6 +806,8 @@ long mm_mmap(struct mm_struct *mm, unsigned long addr, unsigned long len, int pr
 		if (!ret && vma_tree_reserve(mm))
 			ret = -ENOMEM;
 		if (ret) {
+			if (is_vm_hugetlb_page(vma))
+				hugetlb_vm_op_close(vma);
 			vm_area_free(vma);
 			goto out;
 		}

@@ -28,6 +28,30 @@ struct change_prot {
 	bool try_writable; /* vma_wants_manual_pte_write_upgrade(): private writable */
 };
 
+/*
+ * A writable migration or device-private entry (PTE or PMD value @val)
+ * loses write, as Linux's change_pte_range() does on any protection change
+ * ("a protection check is difficult, so just be safe and disable write"):
+ * a migration entry of an anonymous page becomes readable-exclusive.
+ * Return: the new value (unchanged for anything else).
+ */
+static uint64_t swp_entry_wrprotect(uint64_t val)
+{
+	swp_entry_t e = pte_to_swp_entry(__pte(val));
+	unsigned long pfn = swp_offset_pfn(e);
+	swp_entry_t n;
+
+	if (is_writable_migration_entry(e))
+		n = folio_test_anon(page_folio(pfn_to_page(pfn)))
+			    ? make_readable_exclusive_migration_entry(pfn)
+			    : make_readable_migration_entry(pfn);
+	else if (is_writable_device_private_entry(e))
+		n = make_readable_device_private_entry(pfn);
+	else
+		return val;
+	return pte_val(swp_entry_to_pte(n)) | (val & _PAGE_SWP_SOFT_DIRTY);
+}
+
 /* New protection for one present PTE (its table's ptl held). */
 static int change_pte_entry(pte_t *pte, unsigned long addr, unsigned long next,
 			    struct mm_walk *walk)
@@ -37,6 +61,13 @@ static int change_pte_entry(pte_t *pte, unsigned long addr, unsigned long next,
 
 	(void)addr;
 	(void)next;
+	if (is_swap_pte(entry)) {
+		uint64_t val = swp_entry_wrprotect(pte_val(entry));
+
+		if (val != pte_val(entry))
+			set_pte(pte, __pte(val));
+		return 0;
+	}
 	if (!pte_present(entry))
 		return 0;
 	entry = pte_modify(entry, cp->prot);
@@ -58,9 +89,7 @@ static int change_pmd_entry(pmd_t *pmd, unsigned long addr, unsigned long next,
 	pthread_mutex_t *ptl;
 	pmd_t val = pmdp_get(pmd);
 
-	if (is_swap_pmd(val))
-		return WALK_SKIP_PTES;
-	if (!pmd_leaf(val))
+	if (!pmd_leaf(val) && !is_swap_pmd(val))
 		return 0;
 	if (next - addr != PMD_SIZE) {
 		split_huge_pmd(cp->vma, pmd, addr);
@@ -68,7 +97,9 @@ static int change_pmd_entry(pmd_t *pmd, unsigned long addr, unsigned long next,
 	}
 	ptl = pmd_lock(mm, pmd);
 	val = pmdp_get(pmd);
-	if (pmd_leaf(val)) {
+	if (is_swap_pmd(val)) {
+		set_pmd(pmd, __pmd(swp_entry_wrprotect(pmd_val(val))));
+	} else if (pmd_leaf(val)) {
 		bool is_zero = is_huge_zero_pfn(mm->machine, pmd_pfn(val));
 
 		val = pmd_modify(val, cp->prot);
@@ -97,6 +128,10 @@ static void change_protection(struct vm_area_struct *vma, unsigned long start, u
 		.try_writable = (vma->vm_flags & (VM_WRITE | VM_SHARED)) == VM_WRITE,
 	};
 
+	if (is_vm_hugetlb_page(vma)) {
+		hugetlb_change_protection(vma, start, end);
+		return;
+	}
 	walk_page_range(vma->vm_mm, start, end, &ops, &cp);
 }
 

@@ -290,6 +290,11 @@ static unsigned long move_page_tables(struct mm_struct *mm, struct vm_area_struc
 	/* The source's entries move away: MMU_NOTIFY_UNMAP, as Linux's. */
 	mmu_notifier_range_init(&range, MMU_NOTIFY_UNMAP, 0, mm, old_addr, old_addr + len);
 	mmu_notifier_invalidate_range_start(&range);
+	if (is_vm_hugetlb_page(old_vma)) {
+		done = move_hugetlb_page_tables(old_vma, new_vma, old_addr, new_addr, len);
+		mmu_notifier_invalidate_range_end(&range);
+		return done;
+	}
 	for (done = 0; done < len; done += extent) {
 		unsigned long old = old_addr + done, new = new_addr + done;
 		pmd_t *old_pmd, *new_pmd;
@@ -358,8 +363,11 @@ static struct vm_area_struct *copy_vma(struct vma_remap_struct *vrm, unsigned lo
 	struct mm_struct *mm = vrm->mm;
 	size_t i;
 
-	/* Never faulted: take the pgoff of the new place, so that it may merge there. */
-	if (vma_is_anonymous(vma) && !vma->anon_vma)
+	/*
+	 * Never faulted: take the pgoff of the new place, so that it may merge
+	 * there (not hugetlb: its reservation map is indexed by pgoff).
+	 */
+	if (vma_is_anonymous(vma) && !vma->anon_vma && !is_vm_hugetlb_page(vma))
 		pgoff = vrm->new_addr >> PAGE_SHIFT;
 	if (vma_tree_reserve(mm))
 		return NULL;
@@ -449,7 +457,8 @@ static long vrm_set_new_addr(struct vma_remap_struct *vrm)
 
 	ret = get_unmapped_area(vrm->mm, vrm->vma->vm_file, hint, vrm->new_len,
 				((vrm->flags & MREMAP_FIXED) ? MAP_FIXED : 0) |
-					((vrm->vma->vm_flags & VM_MAYSHARE) ? MAP_SHARED : 0));
+					((vrm->vma->vm_flags & VM_MAYSHARE) ? MAP_SHARED : 0) |
+					((vrm->vma->vm_flags & VM_HUGETLB) ? MAP_HUGETLB : 0));
 	if (ret < 0)
 		return ret;
 	vrm->new_addr = (unsigned long)ret;

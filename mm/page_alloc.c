@@ -574,7 +574,7 @@ static void clear_block(struct page *page, unsigned long nr)
 	for (i = 0; i < nr; i++) {
 		__atomic_store_n(&page[i].flags, 0UL, __ATOMIC_RELAXED);
 		__atomic_store_n(&page[i].compound_head, 0UL, __ATOMIC_RELAXED);
-		page[i].mapping = NULL;
+		__atomic_store_n(&page[i].mapping, NULL, __ATOMIC_RELAXED); /* kpageflags reads it lock-free */
 	}
 }
 
@@ -808,6 +808,7 @@ struct uhmm_machine *uhmm_machine_create(const struct uhmm_machine_config *confi
 	zero = alloc_pages(machine, __GFP_ZERO | __GFP_NOFAIL, 0);
 	__atomic_store_n(&zero->flags, (1UL << PG_reserved) | (1UL << PG_zero), __ATOMIC_RELEASE);
 	__atomic_store_n(&machine->zero_pfn, page_to_pfn(zero), __ATOMIC_RELEASE);
+	hugetlb_pool_init(machine, config->nr_hugepages);
 	return machine;
 
 out_unmap:
@@ -823,11 +824,13 @@ out_free:
  *           accepted and ignored.
  *
  * No other thread may use the machine.  An unused huge zero folio left by
- * huge_memory.c is freed with the rest.
+ * huge_memory.c and the free pages of the hugetlb pool are freed with the
+ * rest.
  *
  * Return: 0; -EBUSY, freeing nothing, while an mm or a file (an inode:
  * uhmm_memfd_create() until its last fput()) exists or any page other
- * than the zero pages is allocated.
+ * than the zero pages and the free hugetlb pool is allocated (a hugetlb
+ * page in use or reserved included).
  */
 int uhmm_machine_destroy(struct uhmm_machine *machine)
 {
@@ -866,10 +869,22 @@ int uhmm_machine_destroy(struct uhmm_machine *machine)
 	if (busy)
 		return -EBUSY;
 
+	/* The hugetlb pool's free pages go with the machine; pages in use keep it. */
+	pthread_mutex_lock(&machine->hstate.lock);
+	if (machine->hstate.free_huge_pages != machine->hstate.nr_huge_pages ||
+	    machine->hstate.resv_huge_pages)
+		busy = true;
+	expected_used += machine->hstate.nr_huge_pages << HUGETLB_PAGE_ORDER;
+	pthread_mutex_unlock(&machine->hstate.lock);
+	if (busy)
+		return -EBUSY;
+
 	pthread_mutex_lock(&machine->zone_lock);
 	busy = machine->nr_pages - atomic_load(&machine->nr_free_pages) != expected_used;
 	pthread_mutex_unlock(&machine->zone_lock);
 	if (busy)
+		return -EBUSY;
+	if (hugetlb_pool_destroy(machine))
 		return -EBUSY;
 
 	pfn_space_unregister(machine->start_pfn);

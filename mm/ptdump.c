@@ -8,7 +8,7 @@
  *   mm <addr>: <n> VMAs, anon <pages> pages, page tables <bytes> bytes
  *   VMA <start>-<end> <rwxs|p> pgoff <pgoff> flags <vm_flags>[ hugepage][ nohugepage]
  *       [ shmem|file ino <inode number>]
- *     PMD <start>-<end> THP pfn <pfn> <rw|ro> [dirty] [young] map <mapcount> ref <refcount>
+ *     PMD <start>-<end> THP|hugetlb pfn <pfn> <rw|ro> [dirty] [young] map <mapcount> ref <refcount>
  *     PMD <start>-<end> huge-zero pfn <pfn> ro
  *     PTE <start>-<end> <anon|shmem|file> pfn <first>-<last> <rw|ro|none> [dirty] (<n> pages)
  *     PTE <start>-<end> zero pfn <pfn> ro (<n> pages)
@@ -79,8 +79,8 @@ static int dump_pmd_entry(pmd_t *pmd, unsigned long addr, unsigned long next, st
 		} else {
 			struct folio *folio = page_folio(pfn_to_page(pmd_pfn(val)));
 
-			fprintf(run->out, "    PMD %#lx-%#lx THP pfn %#lx %s%s%s map %d ref %d\n", addr,
-				next, pmd_pfn(val),
+			fprintf(run->out, "    PMD %#lx-%#lx %s pfn %#lx %s%s%s map %d ref %d\n", addr,
+				next, folio_test_hugetlb(folio) ? "hugetlb" : "THP", pmd_pfn(val),
 				pmd_protnone(val) ? "none" : pmd_write(val) ? "rw" : "ro",
 				pmd_dirty(val) ? " dirty" : "", pmd_young(val) ? " young" : "",
 				folio_entire_mapcount(folio), folio_ref_count(folio));

@@ -14,6 +14,8 @@
 #include <stdlib.h>
 
 #include "internal.h"
+#include "uhmm/gup.h"
+#include "uhmm/mmu_notifier.h"
 
 static struct anon_vma *anon_vma_alloc(void)
 {
@@ -233,16 +235,17 @@ long vma_address(const struct vm_area_struct *vma, unsigned long pgoff)
  * Takes the root anon_vma's rwsem for reading.  Lock order: folio lock,
  * anon_vma rwsem, page-table locks.
  */
-void rmap_walk_anon(struct folio *folio,
-		    bool (*rmap_one)(struct folio *, struct vm_area_struct *, unsigned long, void *),
-		    void *arg)
+static void __rmap_walk_anon(struct folio *folio,
+			     bool (*rmap_one)(struct folio *, struct vm_area_struct *, unsigned long,
+					      void *),
+			     void *arg, bool unmapped_ok)
 {
 	struct anon_vma *anon_vma =
 		(void *)((unsigned long)__atomic_load_n(&folio->mapping, __ATOMIC_ACQUIRE) &
 			 ~PAGE_MAPPING_ANON);
 	struct anon_vma_chain *avc;
 
-	if (!anon_vma || !folio_mapped(folio))
+	if (!anon_vma || (!unmapped_ok && !folio_mapped(folio)))
 		return; /* an unmapped folio's anon_vma may already be gone */
 	pthread_rwlock_rdlock(&anon_vma->root->rwsem);
 	list_for_each_entry(avc, &anon_vma->head, same_anon_vma) {
@@ -260,6 +263,13 @@ void rmap_walk_anon(struct folio *folio,
 	pthread_rwlock_unlock(&anon_vma->root->rwsem);
 }
 
+void rmap_walk_anon(struct folio *folio,
+		    bool (*rmap_one)(struct folio *, struct vm_area_struct *, unsigned long, void *),
+		    void *arg)
+{
+	__rmap_walk_anon(folio, rmap_one, arg, false);
+}
+
 /**
  * rmap_walk_file() - call @rmap_one for every VMA that may map @folio.
  * @folio: a locked page-cache folio.
@@ -270,14 +280,15 @@ void rmap_walk_anon(struct folio *folio,
  * reading: every VMA, shared or private, whose file range covers the
  * folio.  Lock order: folio lock, i_mmap_rwsem, page-table locks.
  */
-void rmap_walk_file(struct folio *folio,
-		    bool (*rmap_one)(struct folio *, struct vm_area_struct *, unsigned long, void *),
-		    void *arg)
+static void __rmap_walk_file(struct folio *folio,
+			     bool (*rmap_one)(struct folio *, struct vm_area_struct *, unsigned long,
+					      void *),
+			     void *arg, bool unmapped_ok)
 {
 	struct address_space *mapping = __atomic_load_n(&folio->mapping, __ATOMIC_ACQUIRE);
 	struct vm_area_struct *vma;
 
-	if (!mapping || folio_test_anon(folio) || !folio_mapped(folio))
+	if (!mapping || folio_test_anon(folio) || (!unmapped_ok && !folio_mapped(folio)))
 		return;
 	i_mmap_lock_read(mapping);
 	list_for_each_entry(vma, &mapping->i_mmap, shared) {
@@ -291,6 +302,13 @@ void rmap_walk_file(struct folio *folio,
 			break;
 	}
 	i_mmap_unlock_read(mapping);
+}
+
+void rmap_walk_file(struct folio *folio,
+		    bool (*rmap_one)(struct folio *, struct vm_area_struct *, unsigned long, void *),
+		    void *arg)
+{
+	__rmap_walk_file(folio, rmap_one, arg, false);
 }
 
 /**
@@ -522,6 +540,326 @@ void folio_walk_mappings(struct folio *folio, bool (*visit)(const struct folio_m
 		rmap_walk_anon(folio, walk_folio_in_vma, &w);
 	else
 		rmap_walk_file(folio, walk_folio_in_vma, &w);
+}
+
+/**
+ * folio_walk_migration_entries() - folio_walk_mappings() for a folio that
+ * may be wholly unmapped: its mappings are migration entries
+ * (remove_migration_ptes()).
+ * @folio: a locked folio; its anon_vma (or page cache) must stay alive:
+ *         the caller holds the mmap_lock of every mm involved, or a
+ *         reference from folio_get_anon_vma(), as Linux's migrators do.
+ * @visit: as for folio_walk_mappings().
+ * @arg: passed through.
+ */
+void folio_walk_migration_entries(struct folio *folio,
+				  bool (*visit)(const struct folio_mapping *m, void *arg), void *arg)
+{
+	struct folio_entry_walk w = { .folio = folio, .visit = visit, .arg = arg };
+
+	if (folio_test_anon(folio))
+		__rmap_walk_anon(folio, walk_folio_in_vma, &w, true);
+	else
+		__rmap_walk_file(folio, walk_folio_in_vma, &w, true);
+}
+
+/**
+ * folio_get_anon_vma() - a reference on the anon_vma of a mapped anonymous
+ * folio, so that a migrator that holds no mmap_lock can still walk it in
+ * remove_migration_ptes() after every mapping became a migration entry.
+ * @folio: a locked folio.
+ * Return: the anon_vma (drop it with put_anon_vma()), or NULL for a folio
+ * that is not anonymous or not mapped.
+ */
+struct anon_vma *folio_get_anon_vma(struct folio *folio)
+{
+	struct anon_vma *anon_vma;
+
+	if (!folio_test_anon(folio) || !folio_mapped(folio))
+		return NULL;
+	anon_vma = (void *)((unsigned long)__atomic_load_n(&folio->mapping, __ATOMIC_ACQUIRE) &
+			    ~PAGE_MAPPING_ANON);
+	if (anon_vma)
+		get_anon_vma(anon_vma);
+	return anon_vma;
+}
+
+/* ---- try_to_unmap() and try_to_migrate() ---- */
+
+struct ttu_state {
+	enum ttu_flags flags;
+	bool split;   /* a PMD was split: walk again to see its PTEs */
+	bool failed;  /* a mapping must stay: stop */
+};
+
+/*
+ * rmap_one of try_to_unmap()/try_to_migrate(): the folio's span in one VMA,
+ * bracketed by an MMU_NOTIFY_CLEAR invalidation (Linux's try_to_unmap_one()
+ * and try_to_migrate_one() both send CLEAR; the PMD-sized range covers a
+ * PMD mapping).  Called under the rmap lock, without page-table locks.
+ */
+static bool ttu_rmap_one(struct folio *folio, struct vm_area_struct *vma, unsigned long first,
+			 void *arg)
+{
+	struct folio_entry_walk *w = arg;
+	unsigned long start = ALIGN_DOWN(first, PMD_SIZE);
+	unsigned long end = ALIGN(first + folio_size(folio), PMD_SIZE);
+	struct mmu_notifier_range range;
+	bool more;
+
+	if (start < vma->vm_start)
+		start = vma->vm_start;
+	if (end > vma->vm_end)
+		end = vma->vm_end;
+	mmu_notifier_range_init(&range, MMU_NOTIFY_CLEAR, 0, vma->vm_mm, start, end);
+	mmu_notifier_invalidate_range_start(&range);
+	more = walk_folio_in_vma(folio, vma, first, w);
+	mmu_notifier_invalidate_range_end(&range);
+	return more;
+}
+
+/* folio_walk_mappings() with ttu_rmap_one() around each VMA. */
+static void ttu_walk(struct folio *folio, bool (*visit)(const struct folio_mapping *m, void *arg),
+		     struct ttu_state *t)
+{
+	struct folio_entry_walk w = { .folio = folio, .visit = visit, .arg = t };
+
+	if (folio_test_anon(folio))
+		rmap_walk_anon(folio, ttu_rmap_one, &w);
+	else
+		rmap_walk_file(folio, ttu_rmap_one, &w);
+}
+
+/* The swap-format soft-dirty bit an entry replacing @old keeps. */
+static pte_t swp_keep_soft_dirty(pte_t swp, uint64_t old, bool old_present)
+{
+	if (old_present ? (old & _PAGE_SOFT_DIRTY) : (old & _PAGE_SWP_SOFT_DIRTY))
+		swp = pte_swp_mksoft_dirty(swp);
+	return swp;
+}
+
+/*
+ * The migration entry for a mapping of @page that was writable (@write)
+ * and anon-exclusive (@excl): writable, readable-exclusive or readable.
+ */
+static swp_entry_t make_migration_entry(struct page *page, bool write, bool excl)
+{
+	unsigned long pfn = page_to_pfn(page);
+
+	if (write)
+		return make_writable_migration_entry(pfn);
+	if (excl)
+		return make_readable_exclusive_migration_entry(pfn);
+	return make_readable_migration_entry(pfn);
+}
+
+/*
+ * folio_try_share_anon_rmap(): an anon-exclusive page is about to lose its
+ * mappings; it may not if it may be pinned (GUP would see a stale copy).
+ * Return: false when the page must stay mapped.
+ */
+static bool try_share_anon_pages(struct folio *folio, struct page *page, unsigned long nr)
+{
+	if (folio_maybe_dma_pinned(folio))
+		return false;
+	for (unsigned long i = 0; i < nr; i++)
+		ClearPageAnonExclusive(page + i);
+	return true;
+}
+
+/* set_pmd_migration_entry(): a PMD leaf or device-private PMD (ptl held). */
+static bool set_pmd_migration_entry(const struct folio_mapping *m, struct ttu_state *t)
+{
+	pmd_t old = pmdp_get(m->pmd);
+	struct folio *folio = page_folio(m->page);
+	struct page *head = folio_head(folio);
+	bool present = pmd_present(old), write, excl;
+	pte_t swp;
+
+	if (present)
+		write = pmd_write(old);
+	else
+		write = is_writable_device_private_entry(pmd_to_swp_entry(old));
+	excl = folio_test_anon(folio) && PageAnonExclusive(head);
+	if (excl && !try_share_anon_pages(folio, head, HPAGE_PMD_NR)) {
+		t->failed = true;
+		return false;
+	}
+	if (present && pmd_dirty(old))
+		folio_set_dirty(folio);
+	swp = swp_entry_to_pte(make_migration_entry(head, write, excl));
+	swp = swp_keep_soft_dirty(swp, pmd_val(old), present);
+	pmdp_get_and_clear(m->pmd);
+	set_pmd(m->pmd, __pmd(pte_val(swp)));
+	folio_remove_rmap_pmd(folio);
+	folio_put(folio);
+	return true;
+}
+
+/*
+ * try_to_migrate_one(): replace one present PTE, device-private PTE, PMD
+ * leaf or device-private PMD with a migration entry (ptl held).
+ */
+static bool try_to_migrate_one(const struct folio_mapping *m, void *arg)
+{
+	struct ttu_state *t = arg;
+	struct folio *folio = page_folio(m->page);
+	struct page *page = m->page;
+	pte_t old, swp;
+	bool present, write, excl;
+
+	if (m->pmd) {
+		pmd_t val = pmdp_get(m->pmd);
+
+		if (is_pmd_migration_entry(val))
+			return true;
+		if (!pmd_leaf(val) && !is_pmd_device_private_entry(val))
+			return true;
+		if (t->flags & TTU_SPLIT_HUGE_PMD) {
+			__split_huge_pmd_locked(m->vma, m->pmd, m->address);
+			t->split = true;
+			return true;
+		}
+		return set_pmd_migration_entry(m, t);
+	}
+	old = ptep_get(m->pte);
+	present = pte_present(old);
+	if (present) {
+		write = pte_write(old);
+	} else {
+		swp_entry_t e = pte_to_swp_entry(old);
+
+		if (!is_device_private_entry(e))
+			return true; /* a migration entry already, or one uhmm leaves */
+		write = is_writable_device_private_entry(e);
+	}
+	excl = folio_test_anon(folio) && PageAnonExclusive(page);
+	if (excl && !try_share_anon_pages(folio, page, 1)) {
+		t->failed = true;
+		return false;
+	}
+	ptep_get_and_clear(m->pte);
+	if (present && pte_dirty(old))
+		folio_set_dirty(folio);
+	swp = swp_entry_to_pte(make_migration_entry(page, write, excl));
+	set_pte(m->pte, swp_keep_soft_dirty(swp, pte_val(old), present));
+	folio_remove_rmap_ptes(folio, page, 1);
+	folio_put(folio);
+	return true;
+}
+
+/**
+ * try_to_migrate() - replace every mapping of a folio with migration entries.
+ * @folio: a locked folio the caller holds a reference on.
+ * @flags: TTU_SPLIT_HUGE_PMD splits PMD mappings into PTE mappings first
+ *         (device-private PMDs too); without it a PMD becomes a PMD
+ *         migration entry.  Other flags are accepted and ignored.
+ *
+ * Takes the anon_vma rwsem (or i_mmap_rwsem) and each entry's page-table
+ * lock.  Present PTEs and PMDs and device-private entries become writable,
+ * readable-exclusive (an anon-exclusive page that was read-only) or
+ * readable migration entries; each drops its mapcount and its reference
+ * (migration entries hold none) but stays in the mm's RSS.  An
+ * anon-exclusive page that may be pinned is left mapped and the walk
+ * stops.  Device-exclusive entries are left alone.  Check folio_mapped()
+ * afterwards.
+ *
+ * Each VMA's part is bracketed by an MMU_NOTIFY_CLEAR invalidation, as in
+ * Linux (the owner-tagged MMU_NOTIFY_MIGRATE is migrate_vma_setup()'s).
+ */
+void try_to_migrate(struct folio *folio, enum ttu_flags flags)
+{
+	struct ttu_state t = { .flags = flags };
+
+	do {
+		t.split = false;
+		ttu_walk(folio, try_to_migrate_one, &t);
+	} while (t.split && !t.failed);
+}
+
+/*
+ * try_to_unmap_one(): drop one mapping of a page-cache folio, or of a
+ * clean lazyfree anonymous folio; anything else needs swap and stays.
+ */
+static bool try_to_unmap_one(const struct folio_mapping *m, void *arg)
+{
+	struct ttu_state *t = arg;
+	struct folio *folio = page_folio(m->page);
+	struct mm_struct *mm = m->mm;
+	pte_t old;
+
+	if ((m->vma->vm_flags & VM_LOCKED) && !(t->flags & TTU_IGNORE_MLOCK)) {
+		t->failed = true;
+		return false;
+	}
+	if (m->pmd) {
+		pmd_t val = pmdp_get(m->pmd);
+
+		if (!pmd_leaf(val))
+			return true; /* migration or device-private PMD: not ours */
+		if (t->flags & TTU_SPLIT_HUGE_PMD) {
+			__split_huge_pmd_locked(m->vma, m->pmd, m->address);
+			t->split = true;
+			return true;
+		}
+		t->failed = true;
+		return false;
+	}
+	old = ptep_get(m->pte);
+	if (!pte_present(old))
+		return true; /* migration, device-private, device-exclusive: left */
+	if (folio_test_anon(folio)) {
+		/* Without swap only a clean lazyfree folio can go (it is discarded). */
+		if (!folio_test_lazyfree(folio)) {
+			t->failed = true;
+			return false;
+		}
+		if (pte_dirty(old) || folio_test_dirty(folio)) {
+			folio_set_swapbacked(folio); /* written after MADV_FREE */
+			t->failed = true;
+			return false;
+		}
+		if (folio_ref_count(folio) != 1 + folio_mapcount(folio)) {
+			t->failed = true; /* someone else holds it */
+			return false;
+		}
+		ptep_get_and_clear(m->pte);
+		add_mm_counter(mm, MM_ANONPAGES, -1);
+	} else {
+		ptep_get_and_clear(m->pte);
+		if (pte_dirty(old))
+			folio_set_dirty(folio);
+		add_mm_counter(mm, mm_counter_file(folio), -1);
+	}
+	folio_remove_rmap_ptes(folio, m->page, 1);
+	folio_put(folio);
+	return true;
+}
+
+/**
+ * try_to_unmap() - remove every mapping of a folio through the reverse map.
+ * @folio: a locked folio the caller holds a reference on.
+ * @flags: TTU_SPLIT_HUGE_PMD splits PMD mappings first (else a PMD-mapped
+ *         folio stays mapped); TTU_IGNORE_MLOCK unmaps VM_LOCKED VMAs too.
+ *
+ * Takes the anon_vma rwsem (or i_mmap_rwsem) and each entry's page-table
+ * lock.  Page-cache pages lose their PTEs (a dirty PTE dirties the folio);
+ * a clean lazyfree anonymous folio referenced only by its mappings and
+ * the caller is discarded (a dirty one becomes swap-backed again and
+ * stays); other anonymous folios would need swap, which uhmm does not have
+ * yet, and stay mapped.  The walk stops at the first mapping that must
+ * stay.  Check folio_mapped() afterwards.
+ *
+ * Each VMA's part is bracketed by an MMU_NOTIFY_CLEAR invalidation.
+ */
+void try_to_unmap(struct folio *folio, enum ttu_flags flags)
+{
+	struct ttu_state t = { .flags = flags };
+
+	do {
+		t.split = false;
+		ttu_walk(folio, try_to_unmap_one, &t);
+	} while (t.split && !t.failed);
 }
 
 struct rmap_query {

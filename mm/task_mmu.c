@@ -53,10 +53,13 @@ static int pagemap_pmd_entry(pmd_t *pmd, unsigned long addr, unsigned long next,
 		unsigned long first = pmd_pfn(val) + pte_index(addr);
 		struct page *page = pfn_to_page(first);
 		int mapcount = is_huge_zero_pfn(walk->mm->machine, first) ? 0 : page_mapcount(page);
+		/* A PMD maps page-cache pages only for shared hugetlb (PM_FILE). */
+		uint64_t file = !is_huge_zero_pfn(walk->mm->machine, first) &&
+				!folio_test_anon(page_folio(page)) ? PM_FILE : 0;
 
 		for (unsigned long a = addr, i = 0; a < next; a += PAGE_SIZE, i++)
 			*pagemap_slot(walk, a) = pagemap_present_bits(walk->mm, first + i,
-						pmd_val(val) & _PAGE_SOFT_DIRTY, mapcount);
+						pmd_val(val) & _PAGE_SOFT_DIRTY, mapcount) | file;
 		ret = WALK_SKIP_PTES;
 	} else if (is_swap_pmd(val)) {
 		swp_entry_t entry = pmd_to_swp_entry(val);
@@ -162,7 +165,9 @@ uint64_t uhmm_kpageflags(unsigned long pfn)
 		return 1ULL << KPF_PGTABLE;
 	if (folio_test_large(folio)) {
 		k |= 1ULL << (page == folio_head(folio) ? KPF_COMPOUND_HEAD : KPF_COMPOUND_TAIL);
-		if (folio_test_anon(folio))
+		if (folio_test_hugetlb(folio))
+			k |= 1ULL << KPF_HUGE; /* free in the pool or in use */
+		else if (folio_test_anon(folio))
 			k |= 1ULL << KPF_THP; /* any large anonymous folio, as Linux */
 	}
 	if (folio_test_zero(folio)) {
@@ -210,13 +215,18 @@ int uhmm_kpagecount(unsigned long pfn)
 
 /* ---- smaps_rollup ---- */
 
+/*
+ * smaps_account(): @present is false for a migration entry, which Linux
+ * counts in everything but Rss; a device-private entry counts as present.
+ */
 static void smaps_account(struct mm_smaps *s, struct folio *folio, struct page *page,
-			  unsigned long size, bool dirty, int mapcount)
+			  unsigned long size, bool dirty, int mapcount, bool present)
 {
 	bool anon = folio_test_anon(folio);
 
 	(void)page;
-	s->rss += size;
+	if (present)
+		s->rss += size;
 	if (anon)
 		s->anonymous += size;
 	if (anon && folio_test_lazyfree(folio) && !dirty && !folio_test_dirty(folio))
@@ -239,16 +249,30 @@ static int smaps_pmd_entry(pmd_t *pmd, unsigned long addr, unsigned long next,
 	(void)addr;
 	(void)next;
 	if (pmd_leaf(val)) {
-		if (!is_huge_zero_pfn(walk->mm->machine, pmd_pfn(val))) {
-			struct folio *folio = page_folio(pfn_to_page(pmd_pfn(val)));
+		struct folio *folio = page_folio(pfn_to_page(pmd_pfn(val)));
 
+		if (folio_test_hugetlb(folio)) {
+			/* smaps_hugetlb_range(): not in Rss, by how many map it. */
+			if (folio_mapcount(folio) >= 2)
+				s->shared_hugetlb += HPAGE_SIZE;
+			else
+				s->private_hugetlb += HPAGE_SIZE;
+		} else if (!is_huge_zero_pfn(walk->mm->machine, pmd_pfn(val))) {
 			smaps_account(s, folio, folio_head(folio), PMD_SIZE, pmd_dirty(val),
-				      folio_entire_mapcount(folio));
+				      folio_entire_mapcount(folio), true);
 			if (folio_test_anon(folio))
 				s->anon_huge_pages += PMD_SIZE;
 		}
 		ret = WALK_SKIP_PTES;
 	} else if (is_swap_pmd(val)) {
+		swp_entry_t e = pmd_to_swp_entry(val);
+
+		if (is_pfn_swap_entry(e)) {
+			struct folio *folio = page_folio(pfn_to_page(swp_offset_pfn(e)));
+
+			smaps_account(s, folio, folio_head(folio), PMD_SIZE, false,
+				      folio_entire_mapcount(folio), is_device_private_entry(e));
+		}
 		ret = WALK_SKIP_PTES;
 	}
 	spin_unlock(ptl);
@@ -268,9 +292,15 @@ static int smaps_pte_entry(pte_t *pte, unsigned long addr, unsigned long next,
 
 		if (page)
 			smaps_account(s, page_folio(page), page, PAGE_SIZE, pte_dirty(val),
-				      page_mapcount(page));
+				      page_mapcount(page), true);
 	} else if (is_swap_pte(val) && !non_swap_entry(pte_to_swp_entry(val))) {
 		s->swap += PAGE_SIZE;
+	} else if (is_swap_pte(val) && is_pfn_swap_entry(pte_to_swp_entry(val))) {
+		swp_entry_t e = pte_to_swp_entry(val);
+		struct page *page = pfn_to_page(swp_offset_pfn(e));
+
+		smaps_account(s, page_folio(page), page, PAGE_SIZE, false, page_mapcount(page),
+			      is_device_private_entry(e));
 	}
 	return 0;
 }

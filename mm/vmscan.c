@@ -28,8 +28,8 @@ void folio_mark_lazyfree(struct folio *folio)
  */
 static bool lazyfree_discardable(struct folio *folio, bool entry_dirty)
 {
-	if (!folio_test_lazyfree(folio))
-		return false;
+	if (!folio_test_lazyfree(folio) || folio_test_hugetlb(folio))
+		return false; /* hugetlb folios are never swap-backed, nor lazyfree */
 	if (folio_ref_count(folio) != folio_mapcount(folio))
 		return false; /* someone holds it: try_to_unmap_one() backs off */
 	if (entry_dirty || folio_test_dirty(folio)) {

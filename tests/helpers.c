@@ -17,6 +17,13 @@ void machine_setup(void)
 	machine_setup_with(NULL);
 }
 
+unsigned long hugetlb_pool_pages(struct uhmm_machine *m)
+{
+	struct hugetlb_stats hs;
+	cr_assert_eq(uhmm_hugetlb_stats(m, &hs), 0);
+	return hs.total * HPAGE_PMD_NR;
+}
+
 void assert_audit_clean(void)
 {
 	int violations = uhmm_audit(machine, stderr);
@@ -28,10 +35,17 @@ void machine_teardown(void)
 	if (!machine)
 		return;
 	assert_audit_clean();
-	cr_assert_eq(uhmm_nr_free_pages(machine) + uhmm_nr_reserved_pages(machine),
-		     uhmm_totalram_pages(machine), "pages leaked: %lu free + %lu reserved of %lu",
+	/* The hugetlb pool holds its pages; all of them must be free again. */
+	struct hugetlb_stats hs;
+	cr_assert_eq(uhmm_hugetlb_stats(machine, &hs), 0);
+	cr_assert_eq(hs.free, hs.total, "hugetlb pages in use: %lu free of %lu", hs.free, hs.total);
+	cr_assert_eq(hs.rsvd, 0, "%lu hugetlb pages still reserved", hs.rsvd);
+	cr_assert_eq(uhmm_nr_free_pages(machine) + uhmm_nr_reserved_pages(machine) +
+			     hs.total * HPAGE_PMD_NR,
+		     uhmm_totalram_pages(machine),
+		     "pages leaked: %lu free + %lu reserved + %lu hugetlb pool of %lu",
 		     uhmm_nr_free_pages(machine), uhmm_nr_reserved_pages(machine),
-		     uhmm_totalram_pages(machine));
+		     hs.total * HPAGE_PMD_NR, uhmm_totalram_pages(machine));
 	cr_assert_eq(uhmm_machine_destroy(machine), 0);
 	machine = NULL;
 }

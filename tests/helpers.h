@@ -2,7 +2,8 @@
 /*
  * tests/helpers.h - the fixture every unit test uses: a fresh machine per
  * test, and at teardown the invariant audit and a leak check (after the last
- * mmput, every page of RAM but the reserved zero page is free); and the
+ * mmput, every page of RAM but the reserved zero page and the free hugetlb
+ * pool is free, and no hugetlb page is in use or reserved); and the
  * helpers the suites share (mappings, byte patterns, pagemap and smaps).
  */
 #ifndef UHMM_TESTS_HELPERS_H
@@ -18,6 +19,8 @@ void machine_setup_with(const struct uhmm_machine_config *config);
 /* Criterion .init / .fini for the default machine (1 GiB RAM, THP madvise). */
 void machine_setup(void);
 void machine_teardown(void);
+/* Pages of @m's RAM held by its hugetlb pool (HugePages_Total * 512). */
+unsigned long hugetlb_pool_pages(struct uhmm_machine *m);
 /* Assert that the audit finds nothing (prints what it finds). */
 void assert_audit_clean(void);
 /* A new mm on the global machine; asserts success. */

@@ -72,8 +72,10 @@ Test(page_alloc, default_machine_counters)
 
 	cr_assert_eq(uhmm_totalram_pages(machine), 262144);
 	cr_assert_eq(uhmm_nr_reserved_pages(machine), 1);
-	cr_assert_eq(uhmm_nr_free_pages(machine), 262143);
-	cr_assert_eq(uhmm_nr_free_blocks(machine, 9), 511);
+	/* The default hugetlb pool took 8 order-9 blocks (uhmm/hugetlb.h). */
+	cr_assert_eq(hugetlb_pool_pages(machine), 8 * 512);
+	cr_assert_eq(uhmm_nr_free_pages(machine), 262143 - 8 * 512);
+	cr_assert_eq(uhmm_nr_free_blocks(machine, 9), 511 - 8);
 	for (unsigned int o = 0; o < 9; o++)
 		cr_assert_eq(uhmm_nr_free_blocks(machine, o), 1, "order %u", o);
 	cr_assert_eq(uhmm_nr_free_blocks(machine, 10), 0);
@@ -169,7 +171,8 @@ Test(page_alloc, bad_configs)
 
 	m = make_machine(64 * GiB);
 	cr_assert_eq(uhmm_totalram_pages(m), 64 * GiB / PAGE_SIZE);
-	cr_assert_eq(uhmm_nr_free_blocks(m, 9), 64 * GiB / PMD_SIZE - 1);
+	cr_assert_eq(hugetlb_pool_pages(m), 8 * 512); /* the default pool */
+	cr_assert_eq(uhmm_nr_free_blocks(m, 9), 64 * GiB / PMD_SIZE - 1 - 8);
 	cr_assert_eq(uhmm_machine_destroy(m), 0);
 }
 
@@ -289,6 +292,9 @@ Test(page_alloc, two_machines)
 	memset(page_address(p2), 0x22, PAGE_SIZE);
 	cr_assert_eq(((uint8_t *)page_address(p1))[100], 0x11);
 	cr_assert_eq(((uint8_t *)page_address(p2))[100], 0x22);
+	/* The default machine's hugetlb pool; 16 MiB is too small for one. */
+	n1 -= hugetlb_pool_pages(machine);
+	cr_assert_eq(hugetlb_pool_pages(m2), 0);
 	cr_assert_eq(uhmm_nr_free_pages(machine), n1 - 2);
 	cr_assert_eq(uhmm_nr_free_pages(m2), n2 - 2);
 	__free_pages(p2, 0);

@@ -33,11 +33,16 @@ enum thp_mode {
  * @ram_size: bytes of system RAM, a multiple of 2 MiB; 0 means 1 GiB.
  * @thp_enabled: transparent_hugepage/enabled.
  * @no_huge_zero_page: true turns off transparent_hugepage/use_zero_page.
+ * @nr_hugepages: the hugetlb pool (vm.nr_hugepages) filled at creation,
+ *                as many 2 MiB pages as the buddy allocator gives; 0 means
+ *                UHMM_DEFAULT_NR_HUGEPAGES (8, at most 1/16 of RAM) and
+ *                UHMM_NO_HUGEPAGES an empty pool (see uhmm/hugetlb.h).
  */
 struct uhmm_machine_config {
 	unsigned long ram_size;
 	enum thp_mode thp_enabled;
 	bool no_huge_zero_page;
+	unsigned long nr_hugepages;
 };
 
 #define UHMM_DEFAULT_RAM_SIZE (1UL << 30)

@@ -71,7 +71,8 @@ struct mm_struct *mm_fork(struct mm_struct *oldmm);
  * @prot: PROT_READ | PROT_WRITE | PROT_EXEC, or PROT_NONE.
  * @flags: MAP_PRIVATE or MAP_SHARED (exactly one; a file also takes
  *         MAP_SHARED_VALIDATE), MAP_ANONYMOUS, MAP_FIXED,
- *         MAP_FIXED_NOREPLACE, MAP_NORESERVE, MAP_POPULATE.
+ *         MAP_FIXED_NOREPLACE, MAP_NORESERVE, MAP_POPULATE, and with
+ *         MAP_ANONYMOUS MAP_HUGETLB (| MAP_HUGE_2MB): see uhmm/hugetlb.h.
  * @file: the file to map (see uhmm/fs.h), or NULL with MAP_ANONYMOUS (which
  *        ignores @file, as Linux does).  The mapping takes its own
  *        reference.
@@ -98,7 +99,10 @@ struct mm_struct *mm_fork(struct mm_struct *oldmm);
  * -EACCES (a file not open for reading, or MAP_SHARED with PROT_WRITE of a
  * file not open for writing), -EOVERFLOW (offset plus length past the
  * largest file), -EOPNOTSUPP (MAP_SHARED_VALIDATE with an unknown flag;
- * MAP_HUGETLB is not built yet).
+ * MAP_HUGETLB | MAP_SHARED is not built yet).  MAP_HUGETLB: the length is
+ * rounded up to 2 MiB; -EINVAL for a page size other than 2 MiB
+ * (MAP_HUGE_1GB) or a fixed address that is not 2 MiB aligned, -ENOMEM
+ * when the pool cannot reserve the pages (not with MAP_NORESERVE).
  */
 long mm_mmap(struct mm_struct *mm, unsigned long addr, unsigned long len,
 	     int prot, int flags, struct file *file, unsigned long off);
@@ -241,6 +245,7 @@ int mm_pagemap_read(struct mm_struct *mm, unsigned long addr, unsigned long npag
 #define KPF_SWAPBACKED 14
 #define KPF_COMPOUND_HEAD 15
 #define KPF_COMPOUND_TAIL 16
+#define KPF_HUGE 17 /* a hugetlb page (head or tail) */
 #define KPF_NOPAGE 20
 #define KPF_THP 22
 #define KPF_ZERO_PAGE 24
@@ -255,7 +260,8 @@ int uhmm_kpagecount(unsigned long pfn);
 
 /**
  * struct mm_smaps - totals of /proc/pid/smaps_rollup, in bytes.
- * The zero pages are not counted in rss, as in Linux.
+ * The zero pages are not counted in rss, as in Linux; nor are hugetlb
+ * pages, which Shared_Hugetlb and Private_Hugetlb count instead.
  */
 struct mm_smaps {
 	unsigned long rss;
@@ -268,6 +274,8 @@ struct mm_smaps {
 	unsigned long swap;
 	unsigned long lazy_free;
 	unsigned long page_tables; /* bytes of page-table pages (VmPTE) */
+	unsigned long shared_hugetlb;  /* hugetlb pages mapped more than once (not in rss) */
+	unsigned long private_hugetlb; /* hugetlb pages mapped once (not in rss) */
 };
 
 /** mm_smaps_rollup() - fill @out for the whole of @mm. Return: 0. */

@@ -49,6 +49,7 @@ enum pageflags {
 	PG_table,
 	PG_lazyfree_marker, /* unused: lazyfree is !PG_swapbacked on an anon folio */
 	PG_zero,            /* the shared zero page or the huge zero folio */
+	PG_hugetlb,         /* a hugetlb pool folio (Linux's PGTY_hugetlb page type), on the head */
 	__NR_PAGEFLAGS,
 };
 

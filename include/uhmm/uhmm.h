@@ -9,6 +9,7 @@
 #include "uhmm/machine.h"
 #include "uhmm/mm.h"
 #include "uhmm/gup.h"
+#include "uhmm/hugetlb.h"
 #include "uhmm/fs.h"
 #include "uhmm/memremap.h"
 #include "uhmm/mmu_notifier.h"
