@@ -25,8 +25,10 @@
  * the @locked argument of the remote calls is only checked.
  */
 #include <limits.h>
+#include <string.h>
 
 #include "internal.h"
+#include "uhmm/memremap.h"
 #include "uhmm/gup.h"
 
 /* The flags a caller may pass; FOLL_PIN and FOLL_FAST_ONLY are set by the calls. */
@@ -50,7 +52,64 @@ struct gup_walk {
 	unsigned int flags;
 	bool need_fault;          /* the walk stopped at a page that must fault */
 	unsigned int fault_flags; /* FAULT_FLAG_WRITE or 0 */
+	struct folio *migrate;    /* a referenced coherent folio a LONGTERM pin must move first */
 };
+
+/*
+ * A FOLL_LONGTERM pin may not hold device-coherent memory (the device
+ * could not get it back): Linux migrates such a folio to system RAM first
+ * (check_and_migrate_movable_folios()).  uhmm checks before pinning rather
+ * than after, which has the same result.  Only anonymous coherent folios
+ * move; a driver's own pages (vm_insert_page) are pinned in place.
+ */
+static bool gup_must_migrate(const struct gup_walk *w, struct folio *folio)
+{
+	return (w->flags & (FOLL_PIN | FOLL_LONGTERM)) == (FOLL_PIN | FOLL_LONGTERM) &&
+	       folio_is_device_coherent(folio) && folio_test_anon(folio);
+}
+
+/*
+ * migrate_device_coherent_folio(), for GUP: move the referenced coherent
+ * @folio to a new system-RAM folio of @mm's machine through migration
+ * entries.  mmap_lock held for reading; drops the caller's reference.
+ * Return: 0, -ENOMEM, or -EBUSY when the folio could not be unmapped or
+ * someone else holds it.
+ */
+static int gup_migrate_coherent_folio(struct mm_struct *mm, struct folio *folio)
+{
+	struct anon_vma *anon_vma;
+	struct folio *dst;
+	int ret = 0;
+
+	dst = folio_alloc(mm->machine, 0, folio_order(folio));
+	if (!dst) {
+		folio_put(folio);
+		return -ENOMEM;
+	}
+	folio_lock(folio);
+	folio_lock(dst);
+	anon_vma = folio_get_anon_vma(folio);
+	try_to_migrate(folio, 0);
+	if (folio_mapped(folio)) {
+		ret = -EBUSY;
+	} else {
+		memcpy(folio_address(dst), folio_address(folio), folio_size(folio));
+		ret = folio_migrate_mapping(NULL, dst, folio, 0) ? -EBUSY : 0;
+	}
+	if (ret) {
+		remove_migration_ptes(folio, folio, 0);
+	} else {
+		folio_migrate_flags(dst, folio);
+		remove_migration_ptes(folio, dst, 0);
+	}
+	if (anon_vma)
+		put_anon_vma(anon_vma);
+	folio_unlock(dst);
+	folio_put(dst);
+	folio_unlock(folio);
+	folio_put(folio);
+	return ret;
+}
 
 /* ---- references and pins ---- */
 
@@ -192,6 +251,12 @@ static long gup_follow_pmd(struct gup_walk *w, pmd_t *pmd, unsigned long addr, u
 		return (long)nr;
 	}
 	folio = page_folio(page);
+	if (gup_must_migrate(w, folio)) {
+		folio_get(folio);
+		w->migrate = folio;
+		spin_unlock(ptl);
+		return 0;
+	}
 	if (gup_must_unshare(w->vma, w->flags, folio, page) && (w->vma->vm_flags & VM_WRITE)) {
 		spin_unlock(ptl);
 		return gup_want_fault(w, FAULT_FLAG_WRITE);
@@ -263,6 +328,13 @@ static long gup_follow_ptes(struct gup_walk *w, pmd_t *pmd, unsigned long addr, 
 		}
 		page = pfn_to_page(pfn);
 		folio = page_folio(page);
+		if (gup_must_migrate(w, folio)) {
+			if (!i) {
+				folio_get(folio);
+				w->migrate = folio;
+			}
+			break; /* take what we have; migrate when the walk gets here */
+		}
 		if (gup_must_unshare(w->vma, w->flags, folio, page) && (w->vma->vm_flags & VM_WRITE)) {
 			err = gup_want_fault(w, FAULT_FLAG_WRITE);
 			break;
@@ -375,6 +447,7 @@ static long __get_user_pages(struct mm_struct *mm, unsigned long start, unsigned
 		if (nr > nr_pages - done)
 			nr = nr_pages - done;
 		w.need_fault = false;
+		w.migrate = NULL;
 		ret = gup_follow(&w, addr, nr, pages ? pages + done : NULL);
 		if (ret > 0) {
 			done += (unsigned long)ret;
@@ -383,6 +456,12 @@ static long __get_user_pages(struct mm_struct *mm, unsigned long start, unsigned
 		}
 		if (ret < 0)
 			break;
+		if (w.migrate) {
+			ret = gup_migrate_coherent_folio(mm, w.migrate);
+			if (ret)
+				break;
+			continue;
+		}
 		if (!w.need_fault)
 			continue; /* the tables changed under the walk */
 		if (flags & (FOLL_NOFAULT | FOLL_FAST_ONLY)) {
@@ -447,7 +526,8 @@ long pin_user_pages_remote(struct mm_struct *mm, unsigned long start, unsigned l
 	/*
 	 * FOLL_LONGTERM: Linux migrates pages that must not stay pinned
 	 * (movable zones, CMA, device-coherent memory) before returning.
-	 * System RAM here is none of those.
+	 * System RAM here is none of the first two; device-coherent folios
+	 * are moved to RAM by the walk (gup_must_migrate()).
 	 */
 	return __get_user_pages(mm, start, nr_pages, gup_flags, pages);
 }

@@ -595,15 +595,14 @@ struct ttu_state {
 /*
  * rmap_one of try_to_unmap()/try_to_migrate(): the folio's span in one VMA,
  * bracketed by an MMU_NOTIFY_CLEAR invalidation (Linux's try_to_unmap_one()
- * and try_to_migrate_one() both send CLEAR; the PMD-sized range covers a
- * PMD mapping).  Called under the rmap lock, without page-table locks.
+ * and try_to_migrate_one() both send CLEAR) over the folio's span in the
+ * VMA.  Called under the rmap lock, without page-table locks.
  */
 static bool ttu_rmap_one(struct folio *folio, struct vm_area_struct *vma, unsigned long first,
 			 void *arg)
 {
 	struct folio_entry_walk *w = arg;
-	unsigned long start = ALIGN_DOWN(first, PMD_SIZE);
-	unsigned long end = ALIGN(first + folio_size(folio), PMD_SIZE);
+	unsigned long start = first, end = first + folio_size(folio);
 	struct mmu_notifier_range range;
 	bool more;
 

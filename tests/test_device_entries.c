@@ -534,3 +534,82 @@ Test(device_coherent, accessed_in_place)
 	cr_assert_eq(tdev.nr_freed, 1);
 	mmput(mm);
 }
+
+Test(device_coherent, longterm_pin_migrates_to_ram)
+{
+	struct mm_struct *mm;
+	unsigned long addr;
+	struct folio *dev;
+	struct page *pages[2];
+	long got;
+
+	memset(&tdev, 0, sizeof(tdev));
+	dev_create(MEMORY_DEVICE_COHERENT);
+	mm = new_mm();
+	addr = map_anon(mm, 0, 2 * PAGE_SIZE, PROT_READ | PROT_WRITE, 0);
+	fill_pattern(mm, addr, 2 * PAGE_SIZE, 13);
+	dev = to_device(mm, addr + PAGE_SIZE);
+	/* A short-term pin holds the coherent page where it is. */
+	mmap_read_lock(mm);
+	got = pin_user_pages_remote(mm, addr + PAGE_SIZE, 1, FOLL_WRITE, pages, NULL);
+	mmap_read_unlock(mm);
+	cr_assert_eq(got, 1);
+	cr_assert_eq(page_folio(pages[0]), dev);
+	unpin_user_page(pages[0]);
+	/* A long-term one moves it to system RAM first. */
+	mmap_read_lock(mm);
+	got = pin_user_pages_remote(mm, addr, 2, FOLL_WRITE | FOLL_LONGTERM, pages, NULL);
+	mmap_read_unlock(mm);
+	cr_assert_eq(got, 2);
+	cr_assert_not(is_zone_device_page(pages[1]));
+	cr_assert_eq(page_to_pfn(pages[1]), pfn_at(mm, addr + PAGE_SIZE));
+	cr_assert_eq(tdev.nr_freed, 1);
+	cr_assert(folio_maybe_dma_pinned(page_folio(pages[1])));
+	assert_audit_clean();
+	unpin_user_pages(pages, 2);
+	check_pattern(mm, addr, 2 * PAGE_SIZE, 13);
+	mmput(mm);
+}
+
+Test(device_entries, pmd_entry_mremap_and_dontneed)
+{
+	struct mm_struct *mm = new_mm();
+	struct folio *dev;
+	unsigned long addr = thp_on_device(mm, &dev);
+	unsigned long dst = map_anon(mm, 0, 4 * PMD_SIZE, PROT_NONE, 0);
+	unsigned long to = ALIGN(dst, PMD_SIZE) + PMD_SIZE;
+	long moved;
+
+	moved = mm_mremap(mm, addr, PMD_SIZE, PMD_SIZE, MREMAP_MAYMOVE | MREMAP_FIXED, to);
+	cr_assert_eq(moved, (long)to);
+	cr_assert_eq(folio_entire_mapcount(dev), 1, "moved whole, still one PMD");
+	cr_assert(pagemap(mm, to + 3 * PAGE_SIZE) & PM_SWAP);
+	assert_audit_clean();
+	/* DONTNEED of half of it splits the PMD and drops 256 mappings. */
+	cr_assert_eq(mm_madvise(mm, to, PMD_SIZE / 2, MADV_DONTNEED), 0);
+	cr_assert_eq(folio_mapcount(dev), (int)HPAGE_PMD_NR / 2);
+	cr_assert_eq(folio_ref_count(dev), (int)HPAGE_PMD_NR / 2);
+	cr_assert_eq(mm_get_rss(mm, MM_ANONPAGES), (long)HPAGE_PMD_NR / 2);
+	assert_audit_clean();
+	cr_assert_eq(mm_madvise(mm, to, PMD_SIZE, MADV_DONTNEED), 0);
+	cr_assert_eq(tdev.nr_freed, 1);
+	cr_assert_eq(tdev.nr_migrate_to_ram, 0);
+	mmput(mm);
+}
+
+Test(device_entries, pmd_entry_whole_munmap_and_exit)
+{
+	struct mm_struct *mm = new_mm();
+	struct folio *dev;
+	unsigned long addr = thp_on_device(mm, &dev);
+	unsigned long addr2;
+
+	cr_assert_eq(mm_munmap(mm, addr, PMD_SIZE), 0);
+	cr_assert_eq(tdev.nr_freed, 1);
+	cr_assert_eq(mm_get_rss(mm, MM_ANONPAGES), 0);
+	addr2 = thp_on_device(mm, &dev);
+	(void)addr2;
+	assert_audit_clean();
+	mmput(mm);
+	cr_assert_eq(tdev.nr_freed, 2);
+}

@@ -434,3 +434,97 @@ static void blocks_until_finalize(bool thp, bool write)
 Test(rmap, read_on_migration_entry_waits) { blocks_until_finalize(false, false); }
 Test(rmap, write_on_migration_entry_waits) { blocks_until_finalize(false, true); }
 Test(rmap, access_on_pmd_migration_entry_waits) { blocks_until_finalize(true, true); }
+
+Test(rmap, pmd_migration_entry_fork_and_munmap)
+{
+	struct mm_struct *mm = new_mm(), *child;
+	unsigned long addr = map_thp(mm, PMD_SIZE);
+	struct anon_vma *anon_vma;
+	struct folio *src;
+
+	fill_pattern(mm, addr, PMD_SIZE, 15);
+	src = grab(mm, addr);
+	anon_vma = folio_get_anon_vma(src);
+	try_to_migrate(src, 0);
+	cr_assert_eq(pm_swap_type(pagemap(mm, addr)), SWP_MIGRATION_WRITE);
+	child = mm_fork(mm);
+	cr_assert(!IS_ERR(child));
+	cr_assert_eq(pm_swap_type(pagemap(mm, addr + PAGE_SIZE)), SWP_MIGRATION_READ);
+	cr_assert_eq(pm_swap_type(pagemap(child, addr + PAGE_SIZE)), SWP_MIGRATION_READ);
+	cr_assert_eq(mm_get_rss(child, MM_ANONPAGES), (long)HPAGE_PMD_NR);
+	assert_audit_clean();
+	/* munmap in the parent: the entry goes, the migrator's reference stays. */
+	cr_assert_eq(mm_munmap(mm, addr, PMD_SIZE), 0);
+	cr_assert_eq(mm_get_rss(mm, MM_ANONPAGES), 0);
+	cr_assert_eq(folio_ref_count(src), 1);
+	remove_migration_ptes(src, src, 0);
+	cr_assert_eq(folio_entire_mapcount(src), 1);
+	cr_assert_eq(folio_ref_count(src), 2);
+	cr_assert_not(PageAnonExclusive(folio_head(src)));
+	put_anon_vma(anon_vma);
+	release(src);
+	assert_audit_clean();
+	check_pattern(child, addr, PMD_SIZE, 15);
+	mmput(child);
+	mmput(mm);
+}
+
+/* ---- the invalidations try_to_unmap() and try_to_migrate() send ---- */
+
+struct inval_log {
+	struct mmu_interval_notifier sub;
+	int clear, other;
+	unsigned long start, end;
+};
+
+static bool log_invalidate(struct mmu_interval_notifier *sub, const struct mmu_notifier_range *range,
+			   unsigned long cur_seq)
+{
+	struct inval_log *log = (struct inval_log *)sub;
+
+	mmu_interval_set_seq(sub, cur_seq);
+	if (range->event == MMU_NOTIFY_CLEAR) {
+		log->clear++;
+		log->start = range->start;
+		log->end = range->end;
+	} else {
+		log->other++;
+	}
+	return true;
+}
+
+static const struct mmu_interval_notifier_ops log_ops = { .invalidate = log_invalidate };
+
+Test(rmap, unmap_and_migrate_send_clear_invalidations)
+{
+	struct mm_struct *mm = new_mm();
+	unsigned long addr = map_anon(mm, 0, 4 * PAGE_SIZE, PROT_READ | PROT_WRITE, 0);
+	struct inval_log log = { 0 };
+	struct folio *folio;
+
+	fill_pattern(mm, addr, 4 * PAGE_SIZE, 16);
+	cr_assert_eq(mmu_interval_notifier_insert(&log.sub, mm, addr + PAGE_SIZE, PAGE_SIZE,
+						  &log_ops), 0);
+	folio = grab(mm, addr + PAGE_SIZE);
+	try_to_migrate(folio, 0);
+	cr_assert_eq(log.clear, 1);
+	cr_assert_leq(log.start, addr + PAGE_SIZE);
+	cr_assert_geq(log.end, addr + 2 * PAGE_SIZE);
+	remove_migration_ptes(folio, folio, 0);
+	release(folio);
+	cr_assert_eq(mm_madvise(mm, addr, 4 * PAGE_SIZE, MADV_FREE), 0);
+	log.clear = 0;
+	folio = grab(mm, addr + PAGE_SIZE);
+	try_to_unmap(folio, 0);
+	cr_assert_not(folio_mapped(folio));
+	cr_assert_eq(log.clear, 1);
+	release(folio);
+	/* A folio outside the interval does not reach it. */
+	log.clear = 0;
+	folio = grab(mm, addr + 3 * PAGE_SIZE);
+	try_to_unmap(folio, 0);
+	release(folio);
+	cr_assert_eq(log.clear, 0);
+	mmu_interval_notifier_remove(&log.sub);
+	mmput(mm);
+}
