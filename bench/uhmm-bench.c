@@ -44,6 +44,23 @@
  * Baseline: memcpy() of the same bytes between two host buffers that are
  * already touched (MADV_NOHUGEPAGE beside (c), MADV_HUGEPAGE beside (d)).
  *
+ * Migration of 4 KiB pages through the dmirror driver (issue 4), with
+ * memcpy() beside it:
+ *
+ *   (e) for 512 KiB, 1, 2, 4, 8, 16 and 256 MiB: an anonymous RW region
+ *       with MADV_NOHUGEPAGE, every page written (untimed), a mirror of
+ *       /dev/hmm_dmirror0 (device-private memory) open on it; each rep
+ *       times HMM_DMIRROR_MIGRATE_TO_DEV of the whole region (migrate_vma
+ *       in 512-page chunks, then, as test_hmm does, a read-back of every
+ *       page through the device page table into the caller's buffer) and
+ *       then HMM_DMIRROR_MIGRATE_TO_SYS (migrate_vma back, copying into
+ *       newly allocated RAM pages).  The first timed rep also checks,
+ *       untimed, the bytes read back, that the pages became device-private
+ *       entries, and that the CPU reads the original bytes afterwards.
+ *       Baseline: memcpy() of the same bytes between two already-touched
+ *       host buffers (MADV_NOHUGEPAGE).  Small sizes get more reps (the
+ *       same total bytes as --reps reps of 16 MiB, at most 200).
+ *
  * Results are rows {name, bytes, faults, seconds[]} printed by one printer,
  * and comparisons {row, baseline} printed as ratios, so later benchmarks
  * (migration, ...) add rows without touching the printer.
@@ -58,13 +75,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <uhmm/dmirror.h>
 #include <uhmm/uhmm.h>
 
 #define MiB (1UL << 20)
 #define GiB (1UL << 30)
 #define MAX_REPS 1000
-#define MAX_ROWS 32
-#define MAX_CMPS 32
+#define MAX_ROWS 64
+#define MAX_CMPS 64
 
 /* ------------------------------------------------------------------ */
 /* Result rows and their printer                                       */
@@ -150,6 +168,15 @@ static double row_best(const struct bench_row *r)
 	return best;
 }
 
+static double row_avg(const struct bench_row *r)
+{
+	double sum = 0;
+
+	for (int i = 0; i < r->nr; i++)
+		sum += r->sec[i];
+	return sum / r->nr;
+}
+
 static double row_median(const struct bench_row *r)
 {
 	double *s = malloc((size_t)r->nr * sizeof(double));
@@ -178,10 +205,10 @@ static void print_table(void)
 {
 	const char *group = NULL;
 
-	printf("\n%-36s %9s %8s %10s %10s %8s %8s %12s\n", "case", "bytes", "faults", "best ms",
-	       "median ms", "GiB/s", "GiB/s", "faults/s");
-	printf("%-36s %9s %8s %10s %10s %8s %8s %12s\n", "", "", "", "", "", "(best)", "(median)",
-	       "(best)");
+	printf("\n%-36s %9s %8s %10s %10s %10s %8s %8s %12s\n", "case", "bytes", "faults",
+	       "best ms", "median ms", "avg ms", "GiB/s", "GiB/s", "faults/s");
+	printf("%-36s %9s %8s %10s %10s %10s %8s %8s %12s\n", "", "", "", "", "", "", "(best)",
+	       "(median)", "(best)");
 	for (int i = 0; i < nr_rows; i++) {
 		const struct bench_row *r = &rows[i];
 		double best, med;
@@ -203,8 +230,8 @@ static void print_table(void)
 			snprintf(faults, sizeof(faults), "-");
 			snprintf(fps, sizeof(fps), "-");
 		}
-		printf("%-36s %9s %8s %10.3f %10.3f %8.2f %8.2f %12s\n", r->name, bytes, faults,
-		       best * 1e3, med * 1e3, (double)r->bytes / best / GiB,
+		printf("%-36s %9s %8s %10.3f %10.3f %10.3f %8.2f %8.2f %12s\n", r->name, bytes, faults,
+		       best * 1e3, med * 1e3, row_avg(r) * 1e3, (double)r->bytes / best / GiB,
 		       (double)r->bytes / med / GiB, fps);
 	}
 
@@ -216,8 +243,9 @@ static void print_table(void)
 
 		if (!r->nr || !b->nr)
 			continue;
-		printf("  %-30s / %-34s %7.2fx best  %7.2fx median\n", r->name, b->name,
-		       row_best(r) / row_best(b), row_median(r) / row_median(b));
+		printf("  %-30s / %-34s %7.2fx best  %7.2fx median  %7.2fx avg\n", r->name, b->name,
+		       row_best(r) / row_best(b), row_median(r) / row_median(b),
+		       row_avg(r) / row_avg(b));
 	}
 }
 
@@ -850,6 +878,154 @@ static int run_fork_case(struct uhmm_machine *machine, const struct fork_case *c
 }
 
 /* ------------------------------------------------------------------ */
+/* The dmirror migration benchmark                                     */
+/* ------------------------------------------------------------------ */
+
+#define MIGRATE_GROUP                                                                           \
+	"(e) migration of 4 KiB pages through dmirror0 (device-private), MADV_NOHUGEPAGE"
+
+/* A row name that lives as long as the table. */
+static const char *row_name(const char *what, unsigned long size)
+{
+	char bytes[32], *name;
+
+	fmt_bytes(bytes, sizeof(bytes), size);
+	if (asprintf(&name, "%s %s", what, bytes) < 0) {
+		perror("asprintf");
+		exit(2);
+	}
+	return name;
+}
+
+static int dmirror_migrate(struct dmirror *d, unsigned long req, unsigned long addr,
+			   void *buf, unsigned long npages, unsigned long *cpages)
+{
+	struct hmm_dmirror_cmd cmd = {
+		.addr = addr,
+		.ptr = (uint64_t)(uintptr_t)buf,
+		.npages = npages,
+	};
+	int ret = dmirror_ioctl(d, req, &cmd);
+
+	*cpages = cmd.cpages;
+	return ret;
+}
+
+/* The checks of the first timed rep (untimed): after MIGRATE_TO_DEV, after MIGRATE_TO_SYS. */
+static void check_migrated(struct mm_struct *mm, unsigned long addr, unsigned long size,
+			   const uint8_t *buf, bool on_device, const char *name)
+{
+	unsigned long pages = size / PAGE_SIZE;
+	unsigned long sample[] = {0, 1, pages / 3, pages / 2, pages - 1};
+
+	for (size_t i = 0; i < sizeof(sample) / sizeof(sample[0]); i++) {
+		unsigned long page = sample[i] < pages ? sample[i] : pages - 1;
+		uint64_t pm = 0;
+		uint8_t b[2] = {0, 0};
+
+		CHECK(mm_pagemap_read(mm, addr + page * PAGE_SIZE, 1, &pm) == 0,
+		      "%s: pagemap failed", name);
+		if (on_device) {
+			CHECK((pm & PM_SWAP) && !(pm & PM_PRESENT),
+			      "%s: page %lu is not a device-private entry (pagemap %#llx)", name,
+			      page, (unsigned long long)pm);
+			CHECK(buf[page * PAGE_SIZE] == (uint8_t)page &&
+				      buf[page * PAGE_SIZE + PAGE_SIZE - 1] == (uint8_t)~page,
+			      "%s: the device read back the wrong bytes of page %lu", name, page);
+		} else {
+			CHECK(pm & PM_PRESENT, "%s: page %lu not back in RAM (pagemap %#llx)", name,
+			      page, (unsigned long long)pm);
+			CHECK(cpu_read(mm, addr + page * PAGE_SIZE, &b[0], 1) == 0 &&
+				      cpu_read(mm, addr + page * PAGE_SIZE + PAGE_SIZE - 1, &b[1],
+					       1) == 0,
+			      "%s: cpu_read failed", name);
+			CHECK(b[0] == (uint8_t)page && b[1] == (uint8_t)~page,
+			      "%s: page %lu reads %#x..%#x after the round trip", name, page, b[0],
+			      b[1]);
+		}
+	}
+}
+
+/*
+ * One size: a fresh mm with the region written (each page's first byte is
+ * its index, its last the complement), a mirror of dmirror0, one warm-up
+ * round trip, then @reps timed MIGRATE_TO_DEV and MIGRATE_TO_SYS.
+ */
+static int run_migrate_case(struct uhmm_machine *machine, struct dmirror_module *mod,
+			    unsigned long size, int reps, int *sys_row)
+{
+	unsigned long npages = size / PAGE_SIZE;
+	int dev_row = row_add(MIGRATE_GROUP, row_name("dmirror MIGRATE_TO_DEV", size), size, 0, reps);
+	struct mm_struct *mm;
+	struct dmirror *d;
+	uint8_t *buf;
+	long addr;
+	int ret = 0;
+
+	*sys_row = row_add(MIGRATE_GROUP, row_name("dmirror MIGRATE_TO_SYS", size), size, 0, reps);
+	mm = mm_alloc(machine);
+	buf = malloc(size);
+	if (IS_ERR_OR_NULL(mm) || !buf) {
+		fprintf(stderr, "uhmm-bench: out of memory for the %lu KiB migration\n", size >> 10);
+		return -1;
+	}
+	addr = mm_mmap(mm, 0, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, NULL, 0);
+	if (addr < 0 || mm_madvise(mm, (unsigned long)addr, size, MADV_NOHUGEPAGE)) {
+		fprintf(stderr, "uhmm-bench: mm_mmap/madvise(%lu) failed: %ld\n", size, addr);
+		ret = -1;
+		goto out_mm;
+	}
+	for (unsigned long i = 0; i < npages; i++) {
+		memset(buf + i * PAGE_SIZE, 0, PAGE_SIZE);
+		buf[i * PAGE_SIZE] = (uint8_t)i;
+		buf[i * PAGE_SIZE + PAGE_SIZE - 1] = (uint8_t)~i;
+	}
+	if (cpu_write(mm, (unsigned long)addr, buf, size)) {
+		fprintf(stderr, "uhmm-bench: cpu_write(%lu) failed\n", size);
+		ret = -1;
+		goto out_mm;
+	}
+	d = dmirror_open(mod, 0, mm);
+	if (IS_ERR(d)) {
+		fprintf(stderr, "uhmm-bench: dmirror_open failed: %ld\n", PTR_ERR(d));
+		ret = -1;
+		goto out_mm;
+	}
+	for (int rep = -1; rep < reps; rep++) {
+		double t0, t1, t2, t3;
+		unsigned long c1, c2;
+		int r1, r2;
+
+		memset(buf, 0xa5, size);
+		t0 = now();
+		r1 = dmirror_migrate(d, HMM_DMIRROR_MIGRATE_TO_DEV, (unsigned long)addr, buf, npages,
+				     &c1);
+		t1 = now();
+		CHECK(r1 == 0 && c1 == npages, "MIGRATE_TO_DEV %lu KiB: %d, cpages %lu of %lu",
+		      size >> 10, r1, c1, npages);
+		if (rep == 0)
+			check_migrated(mm, (unsigned long)addr, size, buf, true, "migrate to device");
+		t2 = now();
+		r2 = dmirror_migrate(d, HMM_DMIRROR_MIGRATE_TO_SYS, (unsigned long)addr, buf, npages,
+				     &c2);
+		t3 = now();
+		CHECK(r2 == 0 && c2 == npages, "MIGRATE_TO_SYS %lu KiB: %d, cpages %lu of %lu",
+		      size >> 10, r2, c2, npages);
+		if (rep == 0)
+			check_migrated(mm, (unsigned long)addr, size, buf, false, "migrate to system");
+		if (rep >= 0) {
+			row_record(dev_row, t1 - t0);
+			row_record(*sys_row, t3 - t2);
+		}
+	}
+	dmirror_release(d);
+out_mm:
+	mmput(mm);
+	free(buf);
+	return ret ? ret : dev_row;
+}
+
+/* ------------------------------------------------------------------ */
 /* main                                                                */
 /* ------------------------------------------------------------------ */
 
@@ -858,8 +1034,8 @@ static void usage(FILE *out, const char *argv0)
 	fprintf(out,
 		"usage: %s [--size MiB] [--reps N] [--help]\n"
 		"\n"
-		"Page-fault and fork throughput of uhmm against host memset() and memcpy()\n"
-		"of the same bytes.\n"
+		"Page-fault, fork and dmirror migration throughput of uhmm against host\n"
+		"memset() and memcpy() of the same bytes.\n"
 		"  --size MiB   working set per case, a multiple of 2 (default 256)\n"
 		"  --reps N     timed repetitions per case, after one warm-up (default 7)\n"
 		"  --help       this text\n"
@@ -922,6 +1098,10 @@ int main(int argc, char **argv)
 		.cow_name = "uhmm fork + full COW (THP)",
 		.thp = true,
 	};
+	static const unsigned long migrate_sizes[] = {
+		512UL << 10, 1 * MiB, 2 * MiB, 4 * MiB, 8 * MiB, 16 * MiB, 256 * MiB,
+	};
+	struct dmirror_module *mod;
 	unsigned long size_mib = 256, reps = 7;
 	struct uhmm_machine_config config;
 	struct uhmm_machine *machine;
@@ -965,6 +1145,7 @@ int main(int argc, char **argv)
 	config.ram_size =
 		2 * size + 64 * MiB > GiB ? ALIGN(2 * size + 64 * MiB, HPAGE_PMD_SIZE) : GiB;
 	config.thp_enabled = THP_MADVISE;
+	config.nr_hugepages = UHMM_NO_HUGEPAGES; /* no hugetlb case: keep all RAM in the buddy allocator */
 	machine = uhmm_machine_create(&config);
 	if (IS_ERR_OR_NULL(machine)) {
 		fprintf(stderr, "uhmm-bench: uhmm_machine_create(%lu MiB) failed: %ld\n",
@@ -974,7 +1155,7 @@ int main(int argc, char **argv)
 
 	cpu_model(cpu, sizeof(cpu));
 	read_line("/sys/kernel/mm/transparent_hugepage/enabled", host_thp, sizeof(host_thp));
-	printf("uhmm-bench: anonymous page-fault and fork throughput\n");
+	printf("uhmm-bench: anonymous page-fault, fork and device-migration throughput\n");
 	printf("  uhmm machine: %lu MiB RAM (%lu pages), THP madvise, huge zero page on, "
 	       "%lu pages free at start\n",
 	       config.ram_size / MiB, uhmm_totalram_pages(machine), uhmm_nr_free_pages(machine));
@@ -1012,6 +1193,7 @@ int main(int argc, char **argv)
 		uhmm_machine_destroy(machine);
 		return 2;
 	}
+
 	cmp_add(a, a_first);
 	cmp_add(a, a_warm);
 	cmp_add(b, b_first);
@@ -1023,6 +1205,32 @@ int main(int argc, char **argv)
 	cmp_add(d_cow, d_copy);
 	cmp_add(c, d);
 	cmp_add(c_cow, d_cow);
+
+	mod = dmirror_module_init(machine);
+	if (IS_ERR(mod)) {
+		fprintf(stderr, "uhmm-bench: dmirror_module_init failed: %ld\n", PTR_ERR(mod));
+		uhmm_machine_destroy(machine);
+		return 2;
+	}
+	for (size_t i = 0; i < sizeof(migrate_sizes) / sizeof(migrate_sizes[0]); i++) {
+		unsigned long msize = migrate_sizes[i];
+		unsigned long mreps = reps * (16 * MiB) / msize;
+		int to_dev, to_sys, copy;
+
+		mreps = mreps < reps ? reps : mreps > 200 ? 200 : mreps;
+		to_dev = run_migrate_case(machine, mod, msize, (int)mreps, &to_sys);
+		copy = run_host_memcpy(MIGRATE_GROUP, row_name("host memcpy, already touched", msize),
+				       msize, false, (int)mreps);
+		if (to_dev < 0 || copy < 0) {
+			dmirror_module_exit(mod);
+			uhmm_machine_destroy(machine);
+			return 2;
+		}
+		cmp_add(to_dev, copy);
+		cmp_add(to_sys, copy);
+	}
+	CHECK(dmirror_audit(mod, stderr) == 0, "the dmirror audit failed");
+	CHECK(dmirror_module_exit(mod) == 0, "dmirror_module_exit failed");
 
 	CHECK(uhmm_nr_free_pages(machine) + uhmm_nr_reserved_pages(machine) ==
 		      uhmm_totalram_pages(machine),

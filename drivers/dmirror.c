@@ -44,6 +44,9 @@
  *   leaf; folio_free() takes it)
  * RELEASE detaches the chunks under devmem_lock and evicts them after
  * dropping it, so eviction's folio locks never nest inside devmem_lock.
+ * Eviction, with the evicted folios locked, takes mod->lock (the list of
+ * open mirrors) and then each mirror's mutex to drop their entries:
+ * folio lock -> mod->lock -> dmirror->mutex.
  */
 #include <limits.h>
 #include <stdarg.h>
@@ -323,6 +326,8 @@ static int pfn_stack_push(struct pfn_stack *s, unsigned long pfn)
 /* One-shot HMM_DMIRROR_FLAG_FAIL_ALLOC: true (and cleared) if it was set. */
 static bool dmirror_fail_alloc(struct dmirror *dmirror)
 {
+	if (!dmirror)
+		return false;
 	return atomic_fetch_and(&dmirror->flags, ~HMM_DMIRROR_FLAG_FAIL_ALLOC) &
 	       HMM_DMIRROR_FLAG_FAIL_ALLOC;
 }
@@ -333,10 +338,12 @@ static bool dmirror_fail_alloc(struct dmirror *dmirror)
 
 static void dmirror_devmem_free(struct folio *folio);
 static vm_fault_t dmirror_devmem_fault(struct vm_fault *vmf);
+static void dmirror_devmem_folio_split(struct folio *head, struct folio *tail);
 
 static const struct dev_pagemap_ops dmirror_devmem_ops = {
 	.folio_free = dmirror_devmem_free,
 	.migrate_to_ram = dmirror_devmem_fault,
+	.folio_split = dmirror_devmem_folio_split,
 };
 
 /* Pop a free folio of the wanted size. Needs mdevice->lock. */
@@ -483,6 +490,17 @@ static void dmirror_devmem_free(struct folio *folio)
 				page_to_pfn(page));
 	}
 	pthread_mutex_unlock(&mdevice->lock);
+}
+
+/*
+ * dev_pagemap_ops.folio_split: a large device folio is being split; each
+ * new folio keeps the dmirror that allocated it (test_hmm also splits its
+ * backing folio here; uhmm has none).
+ */
+static void dmirror_devmem_folio_split(struct folio *head, struct folio *tail)
+{
+	if (tail)
+		folio_set_zone_device_data(tail, folio_zone_device_data(head));
 }
 
 static unsigned long dmirror_select_device(struct dmirror *dmirror)
@@ -645,7 +663,7 @@ static int dmirror_range_fault(struct dmirror *dmirror, struct hmm_range *range)
 static int dmirror_fault(struct dmirror *dmirror, unsigned long start, unsigned long end,
 			 bool write)
 {
-	unsigned long pfns[DMIRROR_FAULT_PAGES];
+	unsigned long pfns[DMIRROR_FAULT_PAGES] = {0};
 	struct hmm_range range = {
 		.notifier = &dmirror->notifier,
 		.hmm_pfns = pfns,
@@ -988,9 +1006,12 @@ static vm_fault_t dmirror_devmem_fault_alloc_and_copy(struct migrate_vma *args,
 				dst[i + j] = migrate_pfn(folio_pfn(dfolio)) | write;
 			}
 		}
-		pthread_mutex_lock(&dmirror->mutex);
-		dmirror_do_update(dmirror, start + (i << PAGE_SHIFT), start + ((i + nr) << PAGE_SHIFT));
-		pthread_mutex_unlock(&dmirror->mutex);
+		if (dmirror) {
+			pthread_mutex_lock(&dmirror->mutex);
+			dmirror_do_update(dmirror, start + (i << PAGE_SHIFT),
+					  start + ((i + nr) << PAGE_SHIFT));
+			pthread_mutex_unlock(&dmirror->mutex);
+		}
 		i += nr;
 	}
 	return 0;
@@ -1073,7 +1094,9 @@ out_free:
 static vm_fault_t dmirror_devmem_fault(struct vm_fault *vmf)
 {
 	struct folio *folio = page_folio(vmf->page);
+	/* The mirror that allocated the page (NULL for a page split off without the callback). */
 	struct dmirror *dmirror = folio_zone_device_data(folio);
+	struct dmirror_device *mdevice = dmirror_page_to_device(vmf->page);
 	unsigned int order = vmf->pte ? 0 : folio_order(folio);
 	unsigned long nr = 1UL << order;
 	unsigned long *src_pfns, *dst_pfns;
@@ -1091,8 +1114,11 @@ static vm_fault_t dmirror_devmem_fault(struct vm_fault *vmf)
 	args.end = args.start + (PAGE_SIZE << order);
 	args.src = src_pfns;
 	args.dst = dst_pfns;
-	args.pgmap_owner = dmirror->mdevice;
-	args.flags = dmirror_select_device(dmirror) | (order ? MIGRATE_VMA_SELECT_COMPOUND : 0);
+	args.pgmap_owner = mdevice;
+	args.flags = (mdevice->zone_device_type == HMM_DMIRROR_MEMORY_DEVICE_PRIVATE
+			      ? MIGRATE_VMA_SELECT_DEVICE_PRIVATE
+			      : MIGRATE_VMA_SELECT_DEVICE_COHERENT) |
+		     (order ? MIGRATE_VMA_SELECT_COMPOUND : 0);
 	args.fault_page = vmf->page;
 	if (migrate_vma_setup(&args)) {
 		ret = VM_FAULT_SIGBUS;
@@ -1231,7 +1257,7 @@ out:
 static int dmirror_snapshot(struct dmirror *dmirror, struct hmm_dmirror_cmd *cmd)
 {
 	unsigned long start = cmd->addr, end = start + (cmd->npages << PAGE_SHIFT);
-	unsigned long pfns[DMIRROR_FAULT_PAGES];
+	unsigned long pfns[DMIRROR_FAULT_PAGES] = {0};
 	unsigned char perm[DMIRROR_FAULT_PAGES];
 	struct hmm_range range = {
 		.hmm_pfns = pfns,

@@ -594,8 +594,9 @@ static vm_fault_t do_swap_page(struct vm_area_struct *vma, pmd_t *pmd, unsigned 
 	}
 	spin_unlock(ptl);
 	ret = page_pgmap(vmf.page)->ops->migrate_to_ram(&vmf);
+	/* vmf.page is still locked, even if the driver split its folio. */
 	folio_unlock(page_folio(vmf.page));
-	folio_put(folio);
+	put_page(vmf.page);
 	return ret;
 }
 
@@ -636,8 +637,9 @@ vm_fault_t do_huge_pmd_device_private(struct vm_area_struct *vma, pmd_t *pmd, un
 	}
 	spin_unlock(ptl);
 	ret = page_pgmap(vmf.page)->ops->migrate_to_ram(&vmf);
+	/* vmf.page is still locked, even if the driver split its folio. */
 	folio_unlock(page_folio(vmf.page));
-	folio_put(folio);
+	put_page(vmf.page);
 	return ret;
 }
 

@@ -10,6 +10,7 @@
 
 #include <pthread.h>
 #include <sched.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -25,9 +26,9 @@ struct tdev {
 	struct dev_pagemap pgmap;
 	unsigned long base_pfn;
 	unsigned long next; /* bump allocator: pages handed out so far */
-	int nr_freed;
-	int nr_migrate_to_ram;
-	int nr_pmd_faults;
+	atomic_int nr_freed; /* callbacks run on faulting threads */
+	atomic_int nr_migrate_to_ram;
+	atomic_int nr_pmd_faults;
 	bool fail_migrate;
 };
 
@@ -612,4 +613,49 @@ Test(device_entries, pmd_entry_whole_munmap_and_exit)
 	assert_audit_clean();
 	mmput(mm);
 	cr_assert_eq(tdev.nr_freed, 2);
+}
+
+/* Threads faulting the same device pages at once: each page comes back exactly once. */
+struct faulter {
+	struct mm_struct *mm;
+	unsigned long addr, len;
+	int err;
+};
+
+static void *fault_thread(void *arg)
+{
+	struct faulter *f = arg;
+	uint8_t *buf = malloc(f->len);
+
+	f->err = cpu_read(f->mm, f->addr, buf, f->len);
+	for (unsigned long i = 0; !f->err && i < f->len; i++)
+		if (buf[i] != pattern_byte(17, i))
+			f->err = -EIO;
+	free(buf);
+	return NULL;
+}
+
+Test(device_entries, concurrent_faults_migrate_once)
+{
+	struct mm_struct *mm = new_mm();
+	unsigned long len = 16 * PAGE_SIZE;
+	unsigned long addr = map_anon(mm, 0, len, PROT_READ | PROT_WRITE, 0);
+	struct faulter f[4];
+	pthread_t t[4];
+
+	fill_pattern(mm, addr, len, 17);
+	for (unsigned long off = 0; off < len; off += PAGE_SIZE)
+		to_device(mm, addr + off);
+	for (int i = 0; i < 4; i++) {
+		f[i] = (struct faulter){ .mm = mm, .addr = addr, .len = len };
+		cr_assert_eq(pthread_create(&t[i], NULL, fault_thread, &f[i]), 0);
+	}
+	for (int i = 0; i < 4; i++) {
+		pthread_join(t[i], NULL);
+		cr_assert_eq(f[i].err, 0);
+	}
+	cr_assert_eq(tdev.nr_migrate_to_ram, 16);
+	cr_assert_eq(tdev.nr_freed, 16);
+	assert_audit_clean();
+	mmput(mm);
 }
