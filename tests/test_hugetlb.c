@@ -33,14 +33,13 @@ static struct hugetlb_stats stats(void)
 }
 
 /* Assert the pool counters: total, free, reserved, surplus. */
-#define assert_pool(t, f, r, s)                                                               \
-	do {                                                                                  \
-		struct hugetlb_stats _s = stats();                                            \
-		cr_assert(_s.total == (t) && _s.free == (f) && _s.rsvd == (r) &&              \
-				  _s.surp == (s),                                             \
-			  "pool total %lu free %lu rsvd %lu surp %lu, want %lu %lu %lu %lu",  \
-			  _s.total, _s.free, _s.rsvd, _s.surp, (unsigned long)(t),            \
-			  (unsigned long)(f), (unsigned long)(r), (unsigned long)(s));        \
+#define assert_pool(t, f, r, s)                                                                    \
+	do {                                                                                       \
+		struct hugetlb_stats _s = stats();                                                 \
+		cr_assert(_s.total == (t) && _s.free == (f) && _s.rsvd == (r) && _s.surp == (s),   \
+			  "pool total %lu free %lu rsvd %lu surp %lu, want %lu %lu %lu %lu",       \
+			  _s.total, _s.free, _s.rsvd, _s.surp, (unsigned long)(t),                 \
+			  (unsigned long)(f), (unsigned long)(r), (unsigned long)(s));             \
 	} while (0)
 
 static long map_huge(struct mm_struct *mm, unsigned long addr, unsigned long len, int flags)
@@ -79,7 +78,8 @@ static unsigned long assert_huge_mapped(struct mm_struct *mm, unsigned long addr
 	for (unsigned long i = 0; i < NR; i++) {
 		cr_assert(pm[i] & PM_PRESENT, "page %lu not present", i);
 		cr_assert_eq(pm[i] & PM_PFRAME_MASK, head + i, "page %lu pfn", i);
-		cr_assert_eq(!!(pm[i] & PM_MMAP_EXCLUSIVE), mapcount == 1, "page %lu exclusive bit", i);
+		cr_assert_eq(!!(pm[i] & PM_MMAP_EXCLUSIVE), mapcount == 1, "page %lu exclusive bit",
+			     i);
 		cr_assert_eq(pm[i] & PM_FILE, 0);
 	}
 	free(pm);
@@ -293,7 +293,8 @@ Test(hugetlb, fault_maps_whole_zeroed_page)
 
 	uint64_t kh = uhmm_kpageflags(head), kt = uhmm_kpageflags(head + 17);
 	cr_assert(kh & KPF(KPF_HUGE) && kh & KPF(KPF_COMPOUND_HEAD) && kh & KPF(KPF_ANON) &&
-		  kh & KPF(KPF_MMAP), "head kpageflags %#llx", (unsigned long long)kh);
+			  kh & KPF(KPF_MMAP),
+		  "head kpageflags %#llx", (unsigned long long)kh);
 	cr_assert(kt & KPF(KPF_HUGE) && kt & KPF(KPF_COMPOUND_TAIL), "tail %#llx",
 		  (unsigned long long)kt);
 	cr_assert_eq((kh | kt) & KPF(KPF_THP), 0, "hugetlb is not THP");
