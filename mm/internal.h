@@ -54,6 +54,8 @@
  * @free_huge_pages: folios on @free_list (HugePages_Free).
  * @resv_huge_pages: free folios promised to mappings (HugePages_Rsvd).
  * @surplus_huge_pages: folios beyond the persistent size (HugePages_Surp).
+ * @nr_overcommit_huge_pages: vm.nr_overcommit_hugepages: how many surplus
+ *                            folios reservations and faults may allocate.
  */
 struct hstate {
 	pthread_mutex_t lock;
@@ -62,6 +64,7 @@ struct hstate {
 	unsigned long free_huge_pages;
 	unsigned long resv_huge_pages;
 	unsigned long surplus_huge_pages;
+	unsigned long nr_overcommit_huge_pages;
 };
 
 /**
@@ -835,6 +838,8 @@ struct memremap_info {
 
 /** mmu_notifier_subscriptions_destroy() - free @mm's notifier state (last mmdrop). */
 void mmu_notifier_subscriptions_destroy(struct mm_struct *mm);
+/** mmu_notifier_audit() - uhmm_audit()'s check of @mm's notifier state. Return: violations. */
+int mmu_notifier_audit(struct mm_struct *mm, FILE *report);
 
 /* Reports from the audit and from internal consistency checks. */
 #define uhmm_warn(fmt, ...) fprintf(stderr, "uhmm: " fmt "\n", ##__VA_ARGS__)
