@@ -492,9 +492,12 @@ static void migrate_vma_insert_page(struct migrate_vma *migrate, unsigned long a
 	pmdp = pmd_off_alloc(mm, addr);
 	if (!pmdp)
 		goto abort;
-	if (pmd_leaf(pmdp_get(pmdp)))
-		/* Only the huge zero page can have appeared here since the hole was seen. */
+	if (pmd_leaf(pmdp_get(pmdp))) {
+		/* The huge zero page is split; a THP that appeared meanwhile is not a hole. */
+		if (!is_huge_zero_pfn(mm->machine, pmd_pfn(pmdp_get(pmdp))))
+			goto abort;
 		split_huge_pmd(vma, pmdp, addr);
+	}
 	err = pte_alloc(mm, pmdp);
 	if (err)
 		goto abort; /* -ENOMEM, or a PMD leaf or entry: not a hole any more */

@@ -91,10 +91,11 @@ struct migrate_vma {
  * migrate_vma_setup() - collect, lock and unmap the pages of a range.
  * @args: vma, start, end, src, dst, flags, pgmap_owner (and fault_page).
  *
- * Needs mmap_lock for reading.  Return: 0 (possibly with cpages 0), or
- * -EINVAL: no vma, a hugetlb or VM_SPECIAL vma, start/end unaligned, empty
- * or outside the vma, src or dst NULL, a fault_page that is not a locked
- * device-private page.
+ * Needs mmap_lock for reading.  start and end are rounded down to pages
+ * (as Linux does; the page count is taken before rounding).  Return: 0
+ * (possibly with cpages 0), or -EINVAL: no vma, a hugetlb or VM_SPECIAL
+ * vma, an empty range or one outside the vma, src or dst NULL, a
+ * fault_page that is not a locked device-private page.
  */
 int migrate_vma_setup(struct migrate_vma *args);
 /** migrate_vma_pages() - commit: move mappings and metadata to dst[]. */
