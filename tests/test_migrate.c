@@ -1339,3 +1339,79 @@ Test(migrate, device_to_device)
 	cr_assert_eq(atomic_load(&devs[1].nr_migrate_to_ram), 8);
 	mmput(mm);
 }
+
+Test(migrate, thp_shared_with_child_is_split_through_rmap)
+{
+	struct mm_struct *mm = new_mm(), *child;
+	unsigned long addr = map_thp(mm, PMD_SIZE);
+	struct tdev *d = &devs[0];
+	static struct mig m;
+	unsigned long nfree;
+
+	tdev_create(d, MEMORY_DEVICE_PRIVATE);
+	populate(mm, addr, HPAGE_PMD_NR, 34);
+	child = mm_fork(mm);
+	cr_assert(!IS_ERR_OR_NULL(child));
+	cr_assert_eq(anon_huge(child), PMD_SIZE);
+	nfree = uhmm_nr_free_pages(machine);
+	/* The THP is mapped by the child's PMD too: only a full split can free its pages. */
+	cr_assert_eq(to_dev(mm, addr + 16 * PAGE_SIZE, 8, d, &m), 8);
+	cr_assert_eq(anon_huge(mm), 0);
+	cr_assert_eq(anon_huge(child), 0);
+	for (int i = 0; i < 8; i++) {
+		struct page *page = dev_page_at(mm, addr + (16 + i) * PAGE_SIZE);
+
+		cr_assert_eq(dev_page_at(child, addr + (16 + i) * PAGE_SIZE), page);
+		cr_assert_eq(page_mapcount(page), 2);
+		cr_assert_eq(folio_ref_count(page_folio(page)), 2);
+	}
+	/* The rest are order-0 pages shared by both. */
+	{
+		struct page *page = pfn_to_page(pfn_at(mm, addr));
+
+		cr_assert_not(folio_test_large(page_folio(page)));
+		cr_assert_eq(pfn_at(child, addr), page_to_pfn(page));
+		cr_assert_eq(page_mapcount(page), 2);
+	}
+	/* The 8 migrated RAM pages were freed (the splits used the deposited tables). */
+	cr_assert_eq(uhmm_nr_free_pages(machine), nfree + 8);
+	cr_assert_eq(mm_get_rss(child, MM_ANONPAGES), HPAGE_PMD_NR);
+	assert_audit_clean();
+	check_pattern(child, addr, PMD_SIZE, 34);
+	mmput(child);
+	check_pattern(mm, addr, PMD_SIZE, 34);
+	mmput(mm);
+	cr_assert_eq(d->nr_free, DEV_PAGES);
+}
+
+Test(migrate, pinned_thp_is_not_split)
+{
+	struct mm_struct *mm = new_mm();
+	unsigned long addr = map_thp(mm, PMD_SIZE);
+	struct tdev *d = &devs[0];
+	static struct mig m;
+	struct page *pinned;
+	struct folio *folio;
+
+	tdev_create(d, MEMORY_DEVICE_PRIVATE);
+	populate(mm, addr, HPAGE_PMD_NR, 35);
+	mmap_read_lock(mm);
+	cr_assert_eq(pin_user_pages_remote(mm, addr + 100 * PAGE_SIZE, 1, FOLL_WRITE, &pinned, NULL),
+		     1);
+	mmap_read_unlock(mm);
+	folio = page_folio(pinned);
+	cr_assert(folio_test_large(folio));
+	/* The PMD is split, but the pinned folio cannot be: nothing is collected. */
+	cr_assert_eq(to_dev(mm, addr, 8, d, &m), 0);
+	for (int i = 0; i < 8; i++)
+		cr_assert_eq(m.src[i], 0);
+	cr_assert_eq(page_folio(pinned), folio);
+	cr_assert(folio_test_large(folio));
+	cr_assert_eq(folio_mapcount(folio), HPAGE_PMD_NR);
+	cr_assert_not(folio_test_locked(folio));
+	cr_assert_eq(d->nr_free, DEV_PAGES);
+	assert_audit_clean();
+	unpin_user_page(pinned);
+	check_pattern(mm, addr, PMD_SIZE, 35);
+	mmput(mm);
+}
