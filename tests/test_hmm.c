@@ -547,13 +547,25 @@ Test(hmm, ebusy_after_a_concurrent_invalidation)
 /* Migration entries and device-private pages                          */
 /* ------------------------------------------------------------------ */
 
-#define DEV_PAGES 64
+#define DEV_PAGES 64 /* pages migrate_vma moves at most per call */
+#define DEV_REGION (2 * HPAGE_PMD_NR) /* room for one aligned order-9 folio */
 
 static int dev_owner, other_owner;
 static struct resource *dev_res;
 static struct dev_pagemap dev_pgmap;
 static atomic_int dev_freed;
-static int nr_migrate_to_ram;
+static int nr_migrate_to_ram, nr_pmd_migrate_to_ram;
+
+/* Move the locked @src (mapped through the reverse map) into the locked @dst. */
+static void move_folio(struct folio *src, struct folio *dst)
+{
+	try_to_migrate(src, 0);
+	cr_assert_not(folio_mapped(src));
+	memcpy(folio_address(dst), folio_address(src), folio_size(src));
+	cr_assert_eq(folio_migrate_mapping(NULL, dst, src, 0), 0);
+	folio_migrate_flags(dst, src);
+	remove_migration_ptes(src, dst, 0);
+}
 
 static void dev_folio_free(struct folio *folio)
 {
@@ -571,9 +583,21 @@ static vm_fault_t dev_migrate_to_ram(struct vm_fault *vmf)
 		.pgmap_owner = &dev_owner, .flags = MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
 		.fault_page = vmf->page,
 	};
-	struct folio *folio;
+	struct folio *folio, *dfolio = page_folio(vmf->page);
 
 	nr_migrate_to_ram++;
+	if (folio_test_large(dfolio)) {
+		/* A PMD entry: the whole folio back, by the core's own steps. */
+		nr_pmd_migrate_to_ram++;
+		folio = folio_alloc(machine, GFP_HIGHUSER_MOVABLE, folio_order(dfolio));
+		if (!folio)
+			return VM_FAULT_OOM;
+		folio_lock(folio);
+		move_folio(dfolio, folio);
+		folio_unlock(folio);
+		folio_put(folio);
+		return 0;
+	}
 	if (migrate_vma_setup(&args))
 		return VM_FAULT_SIGBUS;
 	if (src & MIGRATE_PFN_MIGRATE) {
@@ -598,9 +622,9 @@ static void dev_setup(void)
 {
 	void *bytes;
 
-	nr_migrate_to_ram = 0;
+	nr_migrate_to_ram = nr_pmd_migrate_to_ram = 0;
 	atomic_store(&dev_freed, 0);
-	dev_res = request_free_mem_region(DEV_PAGES * PG, "hmm-test");
+	dev_res = request_free_mem_region(DEV_REGION * PG, "hmm-test");
 	cr_assert(!IS_ERR_OR_NULL(dev_res));
 	memset(&dev_pgmap, 0, sizeof(dev_pgmap));
 	dev_pgmap.type = MEMORY_DEVICE_PRIVATE;
@@ -859,4 +883,65 @@ Test(hmm, hugetlb_pages_carry_huge_page_order)
 	free(pfns);
 	drv_free(d);
 	mmput(mm);
+}
+
+Test(hmm, device_private_pmd_entries)
+{
+	struct mm_struct *mm;
+	struct drv *d;
+	unsigned long a, first, *pfns = calloc(HPAGE_PMD_NR, sizeof(*pfns));
+	struct folio *src, *dev;
+	int busy = 0;
+
+	dev_setup();
+	mm = new_mm();
+	d = drv_new(mm);
+	a = map_thp(mm, PMD_SIZE);
+	fill_pattern(mm, a, PMD_SIZE, 12);
+	src = folio_at(mm, a);
+	cr_assert_eq(folio_order(src), HPAGE_PMD_ORDER);
+
+	/* The THP moves whole to an order-9 device folio: one PMD entry. */
+	first = ALIGN(dev_pfn(0), HPAGE_PMD_NR) - dev_pfn(0);
+	dev = (struct folio *)(void *)pfn_to_page(dev_pfn(first));
+	mmap_read_lock(mm);
+	folio_get(src);
+	folio_lock(src);
+	zone_device_folio_init(dev, &dev_pgmap, HPAGE_PMD_ORDER);
+	move_folio(src, dev);
+	folio_unlock(src);
+	folio_unlock(dev);
+	folio_put(dev);
+	folio_put(src);
+	mmap_read_unlock(mm);
+	cr_assert(is_pmd_device_private_entry(pmdp_get(pmd_off(mm, a))));
+
+	/* Ours: every page VALID | WRITE | order 9, no fault. */
+	cr_assert_eq(fault_retry(d, a, HPAGE_PMD_NR, pfns, HMM_PFN_REQ_FAULT, 0, &dev_owner, NULL), 0);
+	for (unsigned long i = 0; i < HPAGE_PMD_NR; i++)
+		expect_pfn(pfns, i, (folio_pfn(dev) + i) | V | W | ORDER9);
+	/* A range inside it. */
+	memset(pfns, 0, 2 * sizeof(*pfns));
+	cr_assert_eq(fault_retry(d, a + 200 * PG, 2, pfns, 0, 0, &dev_owner, NULL), 0);
+	expect_pfn(pfns, 0, (folio_pfn(dev) + 200) | V | W | ORDER9);
+	expect_pfn(pfns, 1, (folio_pfn(dev) + 201) | V | W | ORDER9);
+	cr_assert_eq(nr_migrate_to_ram, 0);
+
+	/* Not ours, nothing asked: 0.  Asked: the whole folio faults back. */
+	cr_assert_eq(fault_retry(d, a, 2, pfns, 0, 0, &other_owner, NULL), 0);
+	expect_pfn(pfns, 0, 0);
+	expect_pfn(pfns, 1, 0);
+	memset(pfns, 0, 2 * sizeof(*pfns));
+	cr_assert_eq(fault_retry(d, a + 7 * PG, 1, pfns, HMM_PFN_REQ_FAULT, 0, &other_owner, &busy),
+		     0);
+	cr_assert_eq(nr_pmd_migrate_to_ram, 1);
+	cr_assert_geq(busy, 1);
+	cr_assert_not(is_zone_device_page(pfn_to_page(pfns[0] & ~HMM_PFN_FLAGS)));
+	cr_assert(pfns[0] & V);
+	cr_assert_eq(pfns[0] & ~HMM_PFN_FLAGS, pfn_at(mm, a + 7 * PG));
+	check_pattern(mm, a, PMD_SIZE, 12);
+	free(pfns);
+	drv_free(d);
+	mmput(mm);
+	dev_teardown();
 }
