@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "internal.h"
+#include "uhmm/memremap.h"
 
 /* Why one PMD range could not be collapsed (a subset of Linux's scan_result). */
 enum scan_result {
@@ -18,6 +19,7 @@ enum scan_result {
 	SCAN_PAGE_LOCK,
 	SCAN_PAGE_COUNT,
 	SCAN_PAGE_ANON,
+	SCAN_PAGE_NULL,
 	SCAN_ALLOC_HUGE_PAGE_FAIL,
 };
 
@@ -65,6 +67,9 @@ static enum scan_result scan_pmd(struct mm_struct *mm, pmd_t *pmd)
 		if (pte_write(pte))
 			writable = true;
 		folio = page_folio(pfn_to_page(pte_pfn(pte)));
+		/* Device-coherent memory is the driver's: never collapsed into RAM. */
+		if (page_pgmap(folio_head(folio)))
+			return SCAN_PAGE_NULL;
 		if (!folio_test_anon(folio))
 			return SCAN_PAGE_ANON;
 		if (folio_test_locked(folio))

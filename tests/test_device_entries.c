@@ -659,3 +659,49 @@ Test(device_entries, concurrent_faults_migrate_once)
 	assert_audit_clean();
 	mmput(mm);
 }
+
+Test(device_entries, collapse_and_dump_leave_device_entries_alone)
+{
+	struct mm_struct *mm = new_mm();
+	unsigned long addr = map_thp(mm, PMD_SIZE);
+	char *text = NULL;
+	size_t size = 0;
+	FILE *out;
+
+	cr_assert_eq(mm_madvise(mm, addr, PMD_SIZE, MADV_NOHUGEPAGE), 0);
+	fill_pattern(mm, addr, PMD_SIZE, 18);
+	cr_assert_eq(anon_huge(mm), 0);
+	to_device(mm, addr + 3 * PAGE_SIZE);
+	cr_assert_eq(mm_madvise(mm, addr, PMD_SIZE, MADV_HUGEPAGE), 0);
+	cr_assert_eq(mm_madvise(mm, addr, PMD_SIZE, MADV_COLLAPSE), -EINVAL);
+	cr_assert(pagemap(mm, addr + 3 * PAGE_SIZE) & PM_SWAP);
+	out = open_memstream(&text, &size);
+	mm_dump(mm, out);
+	fclose(out);
+	cr_assert_not_null(strstr(text, "type"), "the dump shows the device-private entry: %s", text);
+	free(text);
+	assert_audit_clean();
+	check_pattern(mm, addr, PMD_SIZE, 18);
+	mmput(mm);
+}
+
+Test(device_coherent, collapse_leaves_coherent_pages)
+{
+	struct mm_struct *mm;
+	unsigned long addr;
+	struct folio *dev;
+
+	memset(&tdev, 0, sizeof(tdev));
+	dev_create(MEMORY_DEVICE_COHERENT);
+	mm = new_mm();
+	addr = map_thp(mm, PMD_SIZE);
+	cr_assert_eq(mm_madvise(mm, addr, PMD_SIZE, MADV_NOHUGEPAGE), 0);
+	fill_pattern(mm, addr, PMD_SIZE, 19);
+	dev = to_device(mm, addr + 9 * PAGE_SIZE);
+	cr_assert_eq(mm_madvise(mm, addr, PMD_SIZE, MADV_HUGEPAGE), 0);
+	cr_assert_eq(mm_madvise(mm, addr, PMD_SIZE, MADV_COLLAPSE), -EINVAL);
+	cr_assert_eq(pfn_at(mm, addr + 9 * PAGE_SIZE), folio_pfn(dev));
+	check_pattern(mm, addr, PMD_SIZE, 19);
+	mmput(mm);
+	cr_assert_eq(tdev.nr_freed, 1);
+}
