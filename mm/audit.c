@@ -784,10 +784,14 @@ static void audit_inode(struct audit *a, struct inode *inode, unsigned long *mma
 	pthread_mutex_lock(&mapping->i_pages_lock);
 	while ((folio = page_tree_next(&mapping->i_pages, &index))) {
 		long idx = page_idx(a, folio_pfn(folio));
+		/* hugetlbfs caches whole hugetlb folios at 2 MiB-aligned indices. */
+		bool huge_ok = (inode->i_flags & S_HUGETLB) ?
+				       folio_test_hugetlb(folio) && IS_ALIGNED(index, HPAGE_PMD_NR) :
+				       !folio_test_large(folio);
 
-		nr++;
-		if (idx < 0 || folio->mapping != mapping || folio->index != index ||
-		    folio_test_large(folio) || PageTail(folio_head(folio))) {
+		nr += folio_nr_pages(folio); /* nrpages counts pages, as Linux's */
+		if (idx < 0 || folio->mapping != mapping || folio->index != index || !huge_ok ||
+		    PageTail(folio_head(folio))) {
 			violation(a, "inode %lu index %#lx: folio %#lx has mapping %p index %#lx "
 				  "order %u", inode->i_ino, index, folio_pfn(folio),
 				  (void *)folio->mapping, folio->index, folio_order(folio));
@@ -814,6 +818,8 @@ static void audit_inode(struct audit *a, struct inode *inode, unsigned long *mma
 		violation(a, "inode %lu: nrpages %lu but %lu folios cached", inode->i_ino,
 			  atomic_load(&mapping->nrpages), nr);
 	pthread_mutex_unlock(&mapping->i_pages_lock);
+	if (inode->i_flags & S_HUGETLB)
+		a->hugetlb_resv += hugetlb_inode_resv_pages(inode);
 	i_mmap_lock_read(mapping);
 	list_for_each_entry(vma, &mapping->i_mmap, shared) {
 		on_list++;

@@ -271,6 +271,38 @@ int filemap_grab_folio(struct address_space *mapping, unsigned long index, struc
 }
 
 /**
+ * filemap_add_folio() - put @folio in @mapping's page cache at @index.
+ * @mapping: the page cache.
+ * @folio: a new folio nobody else sees (hugetlb: a whole huge page at the
+ *         index of its first page); the cache takes a reference of its own.
+ * @index: the page offset.
+ *
+ * Takes the page-cache lock.  nrpages grows by the folio's pages, as in Linux.
+ * Return: 0, -EEXIST (a folio is already there), -ENOMEM.
+ */
+int filemap_add_folio(struct address_space *mapping, struct folio *folio, unsigned long index)
+{
+	int err;
+
+	folio->index = index;
+	__atomic_store_n(&folio->mapping, mapping, __ATOMIC_RELEASE);
+	pthread_mutex_lock(&mapping->i_pages_lock);
+	if (page_tree_load(&mapping->i_pages, index)) {
+		err = -EEXIST;
+	} else {
+		err = page_tree_insert(&mapping->i_pages, index, folio);
+		if (!err) {
+			folio_get(folio); /* the page cache's reference */
+			atomic_fetch_add(&mapping->nrpages, folio_nr_pages(folio));
+		}
+	}
+	pthread_mutex_unlock(&mapping->i_pages_lock);
+	if (err)
+		__atomic_store_n(&folio->mapping, NULL, __ATOMIC_RELEASE);
+	return err;
+}
+
+/**
  * filemap_remove_folio() - delete a folio from its page cache.
  * @folio: a locked folio whose ->mapping is set; the caller holds a
  *         reference of its own besides the cache's.
@@ -288,7 +320,7 @@ void filemap_remove_folio(struct folio *folio)
 	pthread_mutex_lock(&mapping->i_pages_lock);
 	old = page_tree_erase(&mapping->i_pages, folio->index);
 	if (old == folio)
-		atomic_fetch_sub(&mapping->nrpages, 1);
+		atomic_fetch_sub(&mapping->nrpages, folio_nr_pages(folio));
 	else
 		uhmm_warn("page cache: folio %#lx is not at index %#lx", folio_pfn(folio),
 			  folio->index);

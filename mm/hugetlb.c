@@ -34,10 +34,19 @@
  * looks there; uhmm's per-page checks then read the same answer).  Hugetlb pages are not
  * counted in the RSS counters (Linux counts them in hugetlb_usage only).
  *
+ * Shared mappings (MAP_SHARED | MAP_ANONYMOUS | MAP_HUGETLB) map an
+ * internal hugetlbfs file ("anon_hugepage", S_HUGETLB): its page cache
+ * holds the huge folios at the index of their first page (Linux's since
+ * 6.7), and its reservation map is per inode (i_private): mmap reserves
+ * every page of the file once, a fault that adds a page to the cache
+ * consumes that page's reservation, and the last close of the file gives
+ * back what no fault used.  fork shares these pages (copying the PMDs).
+ *
  * uhmm differs from Linux on purpose in: private MAP_HUGETLB mappings have
  * no hugetlbfs file behind them (vm_file NULL; their folios are anonymous
- * as in Linux); there is no overcommit (nr_overcommit_hugepages is 0); and
- * hugetlb VMAs never merge with their neighbours.
+ * as in Linux); there is no overcommit (nr_overcommit_hugepages is 0); no
+ * hugetlbfs mount (no hole punch, no truncate of the file); and hugetlb
+ * VMAs never merge with their neighbours.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -109,6 +118,25 @@ static void resv_map_set_consumed(struct resv_map *resv, unsigned long idx, bool
 {
 	if (idx >= resv->base && idx - resv->base < resv->nr)
 		resv->consumed[idx - resv->base] = consumed;
+}
+
+/* Per page of a hugetlbfs file (the inode's reservation map). */
+enum { HRESV_NONE, HRESV_RESERVED, HRESV_PAGE };
+
+/**
+ * struct hugetlbfs_resv - the reservation map of a hugetlbfs inode.
+ * @nr: huge pages in the file.
+ * @state: per huge page: no reservation, reserved (not faulted yet), or a
+ *         page is (or was) in the cache.  Protected by hstate->lock.
+ */
+struct hugetlbfs_resv {
+	unsigned long nr;
+	uint8_t state[];
+};
+
+static struct hugetlbfs_resv *vma_inode_resv(const struct vm_area_struct *vma)
+{
+	return vma->vm_file ? vma->vm_file->f_inode->i_private : NULL;
 }
 
 static void resv_map_put(struct resv_map *resv)
@@ -225,7 +253,8 @@ static void hugetlb_folio_reset(struct folio *folio)
  * reservation for that page back (Linux's restore_reserve), unless the
  * pool has surplus pages, which must shrink first.
  */
-static void __free_huge_folio(struct folio *folio, struct resv_map *resv, unsigned long restore_idx)
+static void __free_huge_folio(struct folio *folio, struct resv_map *resv, unsigned long restore_idx,
+			      struct hugetlbfs_resv *shared)
 {
 	struct hstate *h = machine_hstate(page_machine(folio_head(folio)));
 
@@ -242,6 +271,9 @@ static void __free_huge_folio(struct folio *folio, struct resv_map *resv, unsign
 	if (resv) {
 		resv_map_set_consumed(resv, restore_idx, false);
 		h->resv_huge_pages++;
+	} else if (shared && restore_idx < shared->nr) {
+		shared->state[restore_idx] = HRESV_RESERVED;
+		h->resv_huge_pages++;
 	}
 	hugetlb_unlock(h);
 }
@@ -255,7 +287,7 @@ static void __free_huge_folio(struct folio *folio, struct resv_map *resv, unsign
  */
 void free_huge_folio(struct folio *folio)
 {
-	__free_huge_folio(folio, NULL, 0);
+	__free_huge_folio(folio, NULL, 0, NULL);
 }
 
 /*
@@ -267,7 +299,7 @@ static bool put_huge_folio_restore(struct folio *folio, struct resv_map *resv, u
 {
 	if (!folio_ref_freeze(folio, 1))
 		return false;
-	__free_huge_folio(folio, resv, idx);
+	__free_huge_folio(folio, resv, idx, NULL);
 	return true;
 }
 
@@ -423,21 +455,30 @@ static struct folio *alloc_hugetlb_folio(struct vm_area_struct *vma, unsigned lo
 {
 	struct hstate *h = machine_hstate(vma->vm_mm->machine);
 	struct resv_map *resv = vma_resv_map(vma);
+	struct hugetlbfs_resv *shared = vma_inode_resv(vma);
 	unsigned long idx = vma_hugecache_offset(vma, addr);
 	struct folio *folio;
 	bool reserved;
 
 	hugetlb_lock(h);
-	reserved = !avoid_reserve && !(vma->vm_flags & VM_NORESERVE) && resv &&
-		   resv_map_has_reservation(resv, idx);
+	if (vma->vm_flags & VM_MAYSHARE)
+		/* The inode's reservation, even for a MAP_NORESERVE VMA (vma_has_reserves()). */
+		reserved = shared && idx < shared->nr && shared->state[idx] == HRESV_RESERVED;
+	else
+		reserved = !avoid_reserve && !(vma->vm_flags & VM_NORESERVE) && resv &&
+			   resv_map_has_reservation(resv, idx);
 	if (!reserved && h->free_huge_pages <= h->resv_huge_pages) {
 		hugetlb_unlock(h);
 		return NULL;
 	}
 	folio = dequeue_hugetlb_folio(h);
-	if (folio && reserved) {
-		h->resv_huge_pages--;
-		resv_map_set_consumed(resv, idx, true);
+	if (folio) {
+		if (reserved)
+			h->resv_huge_pages--;
+		if ((vma->vm_flags & VM_MAYSHARE) && shared && idx < shared->nr)
+			shared->state[idx] = HRESV_PAGE;
+		else if (reserved)
+			resv_map_set_consumed(resv, idx, true);
 	}
 	hugetlb_unlock(h);
 	return folio;
@@ -446,6 +487,89 @@ static struct folio *alloc_hugetlb_folio(struct vm_area_struct *vma, unsigned lo
 /* ------------------------------------------------------------------ */
 /* VMAs                                                                */
 /* ------------------------------------------------------------------ */
+
+static const struct vm_operations_struct hugetlb_vm_ops = {
+	.name = "hugetlb", /* faults go to hugetlb_fault(), never to ->fault */
+};
+
+/*
+ * A shared mapping: a new hugetlbfs file of the mapping's size, every page
+ * of it reserved (hugetlb_reserve_pages() on the inode), vm_pgoff 0.
+ */
+static int hugetlb_mmap_prepare_shared(struct vm_area_struct *vma)
+{
+	struct hstate *h = machine_hstate(vma->vm_mm->machine);
+	unsigned long nr = (vma->vm_end - vma->vm_start) >> HPAGE_SHIFT;
+	struct hugetlbfs_resv *shared = calloc(1, sizeof(*shared) + nr);
+	struct file *file;
+	LIST_HEAD(freed);
+	int err = 0;
+
+	if (!shared)
+		return -ENOMEM;
+	shared->nr = nr;
+	if (!(vma->vm_flags & VM_NORESERVE)) {
+		hugetlb_lock(h);
+		err = hugetlb_acct_memory(h, (long)nr, &freed);
+		if (!err)
+			memset(shared->state, HRESV_RESERVED, nr);
+		hugetlb_unlock(h);
+		if (err) {
+			free(shared);
+			return err;
+		}
+	}
+	file = hugetlb_file_setup(vma->vm_mm->machine, (loff_t)(vma->vm_end - vma->vm_start));
+	if (IS_ERR(file)) {
+		hugetlb_lock(h);
+		if (!(vma->vm_flags & VM_NORESERVE))
+			hugetlb_acct_memory(h, -(long)nr, &freed);
+		hugetlb_unlock(h);
+		free_folio_list(&freed);
+		free(shared);
+		return (int)PTR_ERR(file);
+	}
+	file->f_inode->i_private = shared;
+	vma->vm_file = file;
+	vma->vm_ops = &hugetlb_vm_ops;
+	vma->vm_pgoff = 0;
+	vma->vm_private_data = NULL;
+	return 0;
+}
+
+void hugetlbfs_evict_inode(struct inode *inode)
+{
+	struct hstate *h = machine_hstate(inode->i_data.machine);
+	struct hugetlbfs_resv *shared = inode->i_private;
+	unsigned long unused = 0;
+	LIST_HEAD(freed);
+
+	if (!shared)
+		return;
+	hugetlb_lock(h);
+	for (unsigned long idx = 0; idx < shared->nr; idx++)
+		unused += shared->state[idx] == HRESV_RESERVED;
+	hugetlb_acct_memory(h, -(long)unused, &freed);
+	hugetlb_unlock(h);
+	free_folio_list(&freed);
+	inode->i_private = NULL;
+	free(shared);
+}
+
+unsigned long hugetlb_inode_resv_pages(struct inode *inode)
+{
+	struct hstate *h = machine_hstate(inode->i_data.machine);
+	struct hugetlbfs_resv *shared = inode->i_private;
+	unsigned long n = 0;
+
+	if (!shared)
+		return 0;
+	hugetlb_lock(h);
+	for (unsigned long idx = 0; idx < shared->nr; idx++)
+		n += shared->state[idx] == HRESV_RESERVED;
+	hugetlb_unlock(h);
+	return n;
+}
 
 int hugetlb_mmap_prepare(struct vm_area_struct *vma)
 {
@@ -456,7 +580,7 @@ int hugetlb_mmap_prepare(struct vm_area_struct *vma)
 	int err;
 
 	if (vma->vm_flags & VM_MAYSHARE)
-		return -EOPNOTSUPP; /* shared hugetlb: see hugetlb_mmap_prepare_shared() */
+		return hugetlb_mmap_prepare_shared(vma);
 	vma->vm_private_data = NULL;
 	if (vma->vm_flags & VM_NORESERVE)
 		return 0;
@@ -654,6 +778,59 @@ static void clear_huge_folio(struct folio *folio)
  * hugetlb_no_page() - a fault on an empty huge PMD of a private mapping:
  * a new zeroed page (hugetlb has no zero page), writable for a write.
  */
+/*
+ * hugetlb_no_page_shared() - a fault on an empty huge PMD of a shared
+ * mapping: the file's page at that index, added zeroed to its page cache
+ * when it has none yet.  Writable (and dirty) when the VMA is.
+ */
+static vm_fault_t hugetlb_no_page_shared(struct vm_area_struct *vma, pmd_t *pmd,
+					 unsigned long haddr, unsigned int flags)
+{
+	struct address_space *mapping = vma->vm_file->f_mapping;
+	unsigned long idx = vma_hugecache_offset(vma, haddr);
+	struct mm_struct *mm = vma->vm_mm;
+	struct folio *folio;
+	pthread_mutex_t *ptl;
+	bool writable = vma->vm_flags & VM_WRITE;
+
+	(void)flags;
+	if (idx >= (unsigned long)(i_size_read(mapping->host) >> HPAGE_SHIFT))
+		return VM_FAULT_SIGBUS; /* past the end of the file */
+	folio = filemap_get_folio(mapping, idx << HUGETLB_ORDER);
+	if (!folio) {
+		struct hstate *h = machine_hstate(mm->machine);
+		struct hugetlbfs_resv *shared = vma_inode_resv(vma);
+		bool reserved;
+
+		hugetlb_lock(h);
+		reserved = shared && idx < shared->nr && shared->state[idx] == HRESV_RESERVED;
+		hugetlb_unlock(h);
+		folio = alloc_hugetlb_folio(vma, haddr, false);
+		if (!folio)
+			return VM_FAULT_SIGBUS;
+		clear_huge_folio(folio);
+		folio_set_uptodate(folio);
+		if (filemap_add_folio(mapping, folio, idx << HUGETLB_ORDER)) {
+			/* No page-cache node (the fault mutex rules out -EEXIST). */
+			if (folio_ref_freeze(folio, 1))
+				__free_huge_folio(folio, NULL, idx, reserved ? shared : NULL);
+			return VM_FAULT_OOM;
+		}
+	}
+	ptl = pmd_lock(mm, pmd);
+	if (!pmd_none(pmdp_get(pmd))) {
+		spin_unlock(ptl);
+		folio_put(folio);
+		return 0;
+	}
+	hugetlb_add_rmap(folio); /* hugetlb_add_file_rmap() */
+	if (writable)
+		folio_set_dirty(folio);
+	set_pmd(pmd, make_huge_pmd(vma, folio, writable));
+	spin_unlock(ptl);
+	return 0;
+}
+
 static vm_fault_t hugetlb_no_page(struct vm_area_struct *vma, pmd_t *pmd, unsigned long haddr,
 				  unsigned int flags)
 {
@@ -661,6 +838,9 @@ static vm_fault_t hugetlb_no_page(struct vm_area_struct *vma, pmd_t *pmd, unsign
 	struct folio *folio;
 	pthread_mutex_t *ptl;
 	bool reserved_before;
+
+	if (vma->vm_flags & VM_MAYSHARE)
+		return hugetlb_no_page_shared(vma, pmd, haddr, flags);
 
 	if (vma_resv_unmapped(vma)) {
 		/* The owner unmapped this child's pages when a COW found no page. */

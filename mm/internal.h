@@ -494,6 +494,11 @@ struct folio *filemap_get_folio(struct address_space *mapping, unsigned long ind
  */
 int filemap_grab_folio(struct address_space *mapping, unsigned long index, struct folio **foliop);
 /**
+ * filemap_add_folio() - put a new @folio in @mapping at @index with the
+ * cache's own reference (nrpages += its pages).  Return: 0, -EEXIST, -ENOMEM.
+ */
+int filemap_add_folio(struct address_space *mapping, struct folio *folio, unsigned long index);
+/**
  * filemap_remove_folio() - take a locked folio out of its page cache and
  * drop the cache's reference (the caller keeps its own).  Its mapping
  * becomes NULL, so a racing fault that locks it next walks again.
@@ -802,6 +807,12 @@ void unmap_hugepage_range(struct vm_area_struct *vma, unsigned long start, unsig
  * child (write-protecting private ones).  Return: 0 or -ENOMEM.
  */
 int copy_hugetlb_page_range(struct vm_area_struct *dst_vma, struct vm_area_struct *src_vma);
+/** hugetlb_file_setup() - the S_HUGETLB file of a shared anonymous hugetlb mapping (shmem.c). */
+struct file *hugetlb_file_setup(struct uhmm_machine *machine, loff_t size);
+/** hugetlbfs_evict_inode() - the last reference of a hugetlbfs inode went: its reservations go. */
+void hugetlbfs_evict_inode(struct inode *inode);
+/** hugetlb_inode_resv_pages() - reservations a hugetlbfs inode still holds (audit). */
+unsigned long hugetlb_inode_resv_pages(struct inode *inode);
 /** hugetlb_vma_resv_pages() - reservations @vma still holds (audit). Takes hstate->lock. */
 unsigned long hugetlb_vma_resv_pages(struct vm_area_struct *vma);
 /** hugetlb_vma_may_split() - may_split: 0 when @addr is 2 MiB aligned, else -EINVAL. */

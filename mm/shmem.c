@@ -64,6 +64,8 @@ static void evict(struct inode *inode)
 	pthread_mutex_unlock(&machine->inodes_lock);
 	if (!list_empty(&mapping->i_mmap))
 		uhmm_warn("evict: inode %lu is still mapped", inode->i_ino);
+	if (inode->i_flags & S_HUGETLB)
+		hugetlbfs_evict_inode(inode); /* its reservations */
 	truncate_inode_pages_range(mapping, 0, MAX_LFS_FILESIZE);
 	if (atomic_load(&mapping->nrpages) || mapping->i_pages.root)
 		uhmm_warn("evict: inode %lu keeps %lu cached pages", inode->i_ino,
@@ -323,6 +325,17 @@ static const struct vm_operations_struct generic_file_vm_ops = {
 const struct vm_operations_struct *file_vm_ops(const struct file *file)
 {
 	return inode_is_shmem(file->f_inode) ? &shmem_vm_ops : &generic_file_vm_ops;
+}
+
+/**
+ * hugetlb_file_setup() - the hugetlbfs file behind a MAP_SHARED |
+ * MAP_ANONYMOUS | MAP_HUGETLB mapping ("anon_hugepage"): an internal
+ * S_HUGETLB inode of @size bytes and a file open O_RDWR on it.
+ * Return: the file, or ERR_PTR(-ENOMEM).
+ */
+struct file *hugetlb_file_setup(struct uhmm_machine *machine, loff_t size)
+{
+	return new_file(machine, "anon_hugepage", S_HUGETLB | S_KERNEL, size);
 }
 
 /**

@@ -744,3 +744,143 @@ Test(hugetlb, lazyfree_reclaim_and_dump_leave_hugetlb_alone)
 	free(buf);
 	mmput(mm);
 }
+
+/* ---- shared hugetlb ---- */
+
+#define HUGE_SHARED (MAP_SHARED | MAP_ANONYMOUS | MAP_HUGETLB)
+
+Test(hugetlb, shared_mapping_is_a_hugetlbfs_file)
+{
+	struct mm_struct *mm = new_mm();
+	unsigned long a = map_huge_ok(mm, 2 * HPS - 4096, HUGE_SHARED);
+	struct vm_area_struct *vma = find_vma(mm, a);
+
+	cr_assert_eq(vma->vm_end - vma->vm_start, 2 * HPS);
+	cr_assert(vma->vm_file);
+	cr_assert(vma->vm_file->f_inode->i_flags & S_HUGETLB);
+	cr_assert(vma->vm_flags & (VM_SHARED | VM_MAYSHARE));
+	cr_assert_eq(uhmm_file_size(vma->vm_file), (loff_t)(2 * HPS));
+	assert_pool(8, 8, 2, 0);
+
+	fill_pattern(mm, a, HPS, 21);
+	assert_pool(8, 7, 1, 0);
+	cr_assert_eq(uhmm_file_nrpages(vma->vm_file), NR);
+	uint64_t pm = pagemap(mm, a + 4096);
+	cr_assert(pm & PM_PRESENT && pm & PM_FILE && pm & PM_MMAP_EXCLUSIVE, "pagemap %#llx",
+		  (unsigned long long)pm);
+	unsigned long head = pfn_at(mm, a);
+	struct folio *folio = page_folio(pfn_to_page(head));
+	cr_assert(folio_test_hugetlb(folio));
+	cr_assert_not(folio_test_anon(folio));
+	cr_assert_eq(folio->mapping, vma->vm_file->f_mapping);
+	cr_assert_eq(folio->index, 0);
+	cr_assert_eq(folio_ref_count(folio), 2, "the page cache and the mapping");
+	cr_assert_eq(folio_mapcount(folio), 1);
+	cr_assert_eq(uhmm_file_folio(vma->vm_file, 0), folio);
+	uint64_t k = uhmm_kpageflags(head + 1);
+	cr_assert(k & KPF(KPF_HUGE) && k & KPF(KPF_COMPOUND_TAIL) && k & KPF(KPF_MMAP));
+	cr_assert_eq(k & KPF(KPF_ANON), 0);
+	struct mm_smaps s = smaps(mm);
+	cr_assert_eq(s.private_hugetlb, HPS);
+	cr_assert_eq(s.shared_hugetlb, 0);
+	cr_assert_eq(s.rss, 0);
+	assert_audit_clean();
+
+	/* Unmapping keeps the page in the file while another mapping holds it... */
+	struct mm_struct *child = mm_fork(mm);
+	cr_assert(!IS_ERR_OR_NULL(child));
+	cr_assert_eq(mm_munmap(mm, a, 2 * HPS), 0);
+	assert_pool(8, 7, 1, 0);
+	check_pattern(child, a, HPS, 21);
+	mmput(mm);
+	/* ...and the last close of the file frees it and its reservations. */
+	mmput(child);
+	assert_pool(8, 8, 0, 0);
+}
+
+Test(hugetlb, shared_across_fork)
+{
+	struct mm_struct *mm = new_mm();
+	unsigned long a = map_huge_ok(mm, 3 * HPS, HUGE_SHARED);
+	fill_pattern(mm, a, HPS, 22);
+	unsigned long p0 = pfn_at(mm, a);
+
+	struct mm_struct *child = mm_fork(mm);
+	cr_assert(!IS_ERR_OR_NULL(child));
+	assert_pool(8, 7, 2, 0); /* fork reserves nothing more */
+	cr_assert_eq(pfn_at(child, a), p0, "fork copies the shared PMDs");
+	cr_assert_eq(folio_mapcount(page_folio(pfn_to_page(p0))), 2);
+	cr_assert_eq(smaps(child).shared_hugetlb, HPS);
+
+	/* Writes on either side are seen by the other: no copy. */
+	write_u64(child, a + 64, 0x1111);
+	cr_assert_eq(read_u64(mm, a + 64), 0x1111);
+	write_u64(mm, a + 128, 0x2222);
+	cr_assert_eq(read_u64(child, a + 128), 0x2222);
+	cr_assert_eq(pfn_at(child, a), p0);
+	/* A page first touched by the child is the parent's too. */
+	write_u64(child, a + HPS, 0x3333);
+	cr_assert_eq(read_u64(mm, a + HPS), 0x3333);
+	cr_assert_eq(pfn_at(mm, a + HPS), pfn_at(child, a + HPS));
+	assert_pool(8, 6, 1, 0);
+
+	struct folio_mapping_info info[4];
+	cr_assert_eq(folio_rmap_query(page_folio(pfn_to_page(p0)), info, 4), 2);
+	cr_assert(info[0].pmd_mapped && info[1].pmd_mapped);
+	cr_assert(info[0].mm != info[1].mm);
+	assert_audit_clean();
+
+	mmput(child);
+	cr_assert_eq(read_u64(mm, a + 64), 0x1111);
+	assert_pool(8, 6, 1, 0);
+	mmput(mm);
+	assert_pool(8, 8, 0, 0);
+}
+
+Test(hugetlb, shared_reservation_and_noreserve)
+{
+	struct mm_struct *mm = new_mm();
+	cr_assert_eq(map_huge(mm, 0, 9 * HPS, HUGE_SHARED), -ENOMEM);
+	cr_assert_eq(nr_vmas(mm), 0);
+	assert_pool(8, 8, 0, 0);
+	unsigned long a = map_huge_ok(mm, 7 * HPS, HUGE_SHARED);
+	unsigned long n = map_huge_ok(mm, 2 * HPS, HUGE_SHARED | MAP_NORESERVE);
+	assert_pool(8, 8, 7, 0);
+	write_u64(mm, n, 1);
+	uint64_t v = 0;
+	cr_assert_eq(cpu_read(mm, n + HPS, &v, sizeof(v)), -EFAULT, "SIGBUS: all reserved");
+	cr_assert_eq(mm_madvise(mm, a, 7 * HPS, MADV_POPULATE_WRITE), 0);
+	assert_pool(8, 0, 0, 0);
+	assert_audit_clean();
+	mmput(mm);
+	assert_pool(8, 8, 0, 0);
+}
+
+Test(hugetlb, shared_mremap_and_dontneed)
+{
+	struct mm_struct *mm = new_mm();
+	const unsigned long T = 0x60000000UL;
+	unsigned long a = map_huge_ok(mm, 2 * HPS, HUGE_SHARED);
+	fill_pattern(mm, a, 2 * HPS, 23);
+	unsigned long p1 = pfn_at(mm, a + HPS);
+
+	cr_assert_eq(mm_mremap(mm, a, 2 * HPS, 2 * HPS, MREMAP_MAYMOVE | MREMAP_FIXED, T), (long)T);
+	cr_assert_eq(pfn_at(mm, T + HPS), p1);
+	check_pattern(mm, T, 2 * HPS, 23);
+	assert_audit_clean();
+	/* MADV_DONTNEED drops the mapping, not the file's page. */
+	cr_assert_eq(mm_madvise(mm, T, HPS, MADV_DONTNEED), 0);
+	cr_assert_eq(pagemap(mm, T), 0);
+	assert_pool(8, 6, 0, 0);
+	check_pattern(mm, T, 2 * HPS, 23);
+	/* mprotect to read-only and back. */
+	cr_assert_eq(mm_mprotect(mm, T, 2 * HPS, PROT_READ), 0);
+	uint64_t v = 1;
+	cr_assert_eq(cpu_write(mm, T, &v, sizeof(v)), -EFAULT);
+	cr_assert_eq(mm_mprotect(mm, T, 2 * HPS, RW), 0);
+	write_u64(mm, T, 9);
+	cr_assert_eq(read_u64(mm, T), 9);
+	assert_audit_clean();
+	mmput(mm);
+	assert_pool(8, 8, 0, 0);
+}

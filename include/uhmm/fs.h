@@ -42,6 +42,7 @@
 /* inode->i_flags bits. */
 #define S_SHMEM 0x1u    /* tmpfs/shmem: swap-backed page cache, MM_SHMEMPAGES */
 #define S_KERNEL 0x2u   /* an internal file (the shmem object of a MAP_SHARED anonymous mapping) */
+#define S_HUGETLB 0x4u  /* hugetlbfs: 2 MiB hugetlb folios (MAP_SHARED | MAP_HUGETLB) */
 
 /**
  * struct page_tree - the page-cache index: a radix tree with 64 slots per
@@ -88,7 +89,8 @@ struct address_space {
  * @i_size: the size in bytes; read and written atomically
  *          (i_size_read()/i_size_write()), changed under @i_rwsem.
  * @i_rwsem: serialises writers: pwrite, truncate, hole punch.
- * @i_flags: S_SHMEM, S_KERNEL.
+ * @i_flags: S_SHMEM, S_KERNEL, S_HUGETLB.
+ * @i_private: the file system's data (hugetlbfs: its reservation map).
  * @i_sb_list: on the machine's list of inodes.
  * @i_name: the memfd name (for messages).
  * @i_data: the page cache.
@@ -102,6 +104,7 @@ struct inode {
 	struct list_head i_sb_list;
 	char i_name[MFD_NAME_MAX_LEN + 1];
 	struct address_space i_data;
+	void *i_private;
 };
 
 /**

@@ -98,8 +98,8 @@ struct mm_struct *mm_fork(struct mm_struct *oldmm);
  * (MAP_FIXED_NOREPLACE over a mapping), -EBADF (not anonymous and no file),
  * -EACCES (a file not open for reading, or MAP_SHARED with PROT_WRITE of a
  * file not open for writing), -EOVERFLOW (offset plus length past the
- * largest file), -EOPNOTSUPP (MAP_SHARED_VALIDATE with an unknown flag;
- * MAP_HUGETLB | MAP_SHARED is not built yet).  MAP_HUGETLB: the length is
+ * largest file), -EOPNOTSUPP (MAP_SHARED_VALIDATE with an unknown flag).
+ * MAP_HUGETLB (private or shared, see uhmm/hugetlb.h): the length is
  * rounded up to 2 MiB; -EINVAL for a page size other than 2 MiB
  * (MAP_HUGE_1GB) or a fixed address that is not 2 MiB aligned, -ENOMEM
  * when the pool cannot reserve the pages (not with MAP_NORESERVE).
