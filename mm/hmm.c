@@ -136,39 +136,6 @@ static int hmm_vma_walk_hole(struct hmm_vma_walk *hmm_vma_walk, struct vm_area_s
 	return hmm_pfns_fill(range, addr, end, 0);
 }
 
-/*
- * hmm_migration_entry_wait() - a requested page is migrating: wait until
- * the migration ends (its source folio is unlocked), as
- * migration_entry_wait() does: the entry is re-read under the ptl and the
- * folio referenced before the ptl is dropped.  @pmd: the PMD slot; @pte:
- * the PTE slot, or NULL for a PMD migration entry.
- */
-static void hmm_migration_entry_wait(struct mm_struct *mm, pmd_t *pmd, pte_t *pte)
-{
-	pthread_mutex_t *ptl = pte ? pte_lockptr(mm, pmdp_get(pmd)) : pmd_lockptr(mm, pmd);
-	struct folio *folio = NULL;
-	swp_entry_t entry;
-	uint64_t val;
-
-	pthread_mutex_lock(ptl);
-	val = pte ? pte_val(ptep_get(pte)) : pmd_val(pmdp_get(pmd));
-	entry = pte_to_swp_entry(__pte(val));
-	if (pte ? is_swap_pte(__pte(val)) : is_swap_pmd(__pmd(val))) {
-		if (is_migration_entry(entry)) {
-			folio = page_folio(pfn_to_page(swp_offset_pfn(entry)));
-			if (!folio_try_get(folio))
-				folio = NULL;
-		}
-	}
-	pthread_mutex_unlock(ptl);
-	if (!folio)
-		return;
-	/* Migration holds the folio lock until the entries are replaced. */
-	folio_lock(folio);
-	folio_unlock(folio);
-	folio_put(folio);
-}
-
 /* One PTE (read without the ptl) at @addr; @end: the end of this PMD's part of the walk. */
 static int hmm_vma_handle_pte(struct hmm_vma_walk *hmm_vma_walk, struct vm_area_struct *vma,
 			      unsigned long addr, unsigned long end, pmd_t *pmdp, pte_t *ptep,
@@ -215,8 +182,9 @@ static int hmm_vma_handle_pte(struct hmm_vma_walk *hmm_vma_walk, struct vm_area_
 		    is_device_exclusive_entry(entry))
 			goto fault;
 		if (is_migration_entry(entry)) {
+			/* Sleep until the migration ends, then walk again. */
 			hmm_vma_walk->last = addr;
-			hmm_migration_entry_wait(mm, pmdp, ptep);
+			migration_entry_wait(mm, pmdp, addr);
 			return HMM_WALK_AGAIN;
 		}
 		return -EFAULT; /* anything else (poison, markers) */
@@ -300,7 +268,7 @@ static int hmm_vma_handle_absent_pmd(struct hmm_vma_walk *hmm_vma_walk,
 		return hmm_pfns_fill(range, addr, end, 0);
 	if (is_migration_entry(entry)) {
 		hmm_vma_walk->last = addr;
-		hmm_migration_entry_wait(hmm_vma_walk->mm, pmdp, NULL);
+		pmd_migration_entry_wait(hmm_vma_walk->mm, pmdp);
 		return HMM_WALK_AGAIN;
 	}
 	if (is_device_private_entry(entry))

@@ -13,6 +13,9 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "uhmm/hugetlb.h"
+#include "uhmm/memremap.h"
+#include "uhmm/migrate.h"
 
 TestSuite(hmm, .init = machine_setup, .fini = machine_teardown);
 
@@ -538,4 +541,407 @@ Test(hmm, ebusy_after_a_concurrent_invalidation)
 	expect_pfn(pfns, 1, 0);
 	drv_free(d);
 	mmput(mm);
+}
+
+/* ------------------------------------------------------------------ */
+/* Migration entries and device-private pages                          */
+/* ------------------------------------------------------------------ */
+
+#define DEV_PAGES 64 /* pages migrate_vma moves at most per call */
+#define DEV_REGION (2 * HPAGE_PMD_NR) /* room for one aligned order-9 folio */
+
+static int dev_owner, other_owner;
+static struct resource *dev_res;
+static struct dev_pagemap dev_pgmap;
+static atomic_int dev_freed;
+static int nr_migrate_to_ram, nr_pmd_migrate_to_ram;
+
+/* Move the locked @src (mapped through the reverse map) into the locked @dst. */
+static void move_folio(struct folio *src, struct folio *dst)
+{
+	try_to_migrate(src, 0);
+	cr_assert_not(folio_mapped(src));
+	memcpy(folio_address(dst), folio_address(src), folio_size(src));
+	cr_assert_eq(folio_migrate_mapping(NULL, dst, src, 0), 0);
+	folio_migrate_flags(dst, src);
+	remove_migration_ptes(src, dst, 0);
+}
+
+static void dev_folio_free(struct folio *folio)
+{
+	(void)folio;
+	atomic_fetch_add(&dev_freed, 1);
+}
+
+/* The CPU (or hmm_range_fault() for another owner) touched a device page: copy it back. */
+static vm_fault_t dev_migrate_to_ram(struct vm_fault *vmf)
+{
+	unsigned long src = 0, dst = 0;
+	struct migrate_vma args = {
+		.vma = vmf->vma, .src = &src, .dst = &dst,
+		.start = vmf->address & PAGE_MASK, .end = (vmf->address & PAGE_MASK) + PG,
+		.pgmap_owner = &dev_owner, .flags = MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
+		.fault_page = vmf->page,
+	};
+	struct folio *folio, *dfolio = page_folio(vmf->page);
+
+	nr_migrate_to_ram++;
+	if (folio_test_large(dfolio)) {
+		/* A PMD entry: the whole folio back, by the core's own steps. */
+		nr_pmd_migrate_to_ram++;
+		folio = folio_alloc(machine, GFP_HIGHUSER_MOVABLE, folio_order(dfolio));
+		if (!folio)
+			return VM_FAULT_OOM;
+		folio_lock(folio);
+		move_folio(dfolio, folio);
+		folio_unlock(folio);
+		folio_put(folio);
+		return 0;
+	}
+	if (migrate_vma_setup(&args))
+		return VM_FAULT_SIGBUS;
+	if (src & MIGRATE_PFN_MIGRATE) {
+		folio = folio_alloc(machine, GFP_HIGHUSER_MOVABLE, 0);
+		if (!folio)
+			return VM_FAULT_OOM;
+		folio_lock(folio);
+		memcpy(folio_address(folio), page_address(migrate_pfn_to_page(src)), PG);
+		dst = migrate_pfn(folio_pfn(folio));
+	}
+	migrate_vma_pages(&args);
+	migrate_vma_finalize(&args);
+	return 0;
+}
+
+static const struct dev_pagemap_ops dev_ops = {
+	.folio_free = dev_folio_free,
+	.migrate_to_ram = dev_migrate_to_ram,
+};
+
+static void dev_setup(void)
+{
+	void *bytes;
+
+	nr_migrate_to_ram = nr_pmd_migrate_to_ram = 0;
+	atomic_store(&dev_freed, 0);
+	dev_res = request_free_mem_region(DEV_REGION * PG, "hmm-test");
+	cr_assert(!IS_ERR_OR_NULL(dev_res));
+	memset(&dev_pgmap, 0, sizeof(dev_pgmap));
+	dev_pgmap.type = MEMORY_DEVICE_PRIVATE;
+	dev_pgmap.ops = &dev_ops;
+	dev_pgmap.owner = &dev_owner;
+	dev_pgmap.range.start = dev_res->start;
+	dev_pgmap.range.end = dev_res->end;
+	dev_pgmap.nr_range = 1;
+	bytes = memremap_pages(&dev_pgmap, machine);
+	cr_assert(!IS_ERR_OR_NULL(bytes));
+}
+
+static void dev_teardown(void)
+{
+	memunmap_pages(&dev_pgmap);
+	release_mem_region(dev_res);
+}
+
+static unsigned long dev_pfn(unsigned long i)
+{
+	return (unsigned long)(dev_res->start >> PAGE_SHIFT) + i;
+}
+
+/* Migrate [a, a + n pages) of @mm (one VMA) to device pages first..first+n-1. */
+static void migrate_to_device(struct mm_struct *mm, unsigned long a, unsigned long n,
+			      unsigned long first)
+{
+	unsigned long src[DEV_PAGES] = { 0 }, dst[DEV_PAGES] = { 0 };
+	struct migrate_vma args = {
+		.src = src, .dst = dst, .start = a, .end = a + n * PG,
+		.pgmap_owner = &dev_owner, .flags = MIGRATE_VMA_SELECT_SYSTEM,
+	};
+
+	mmap_read_lock(mm);
+	args.vma = find_vma(mm, a);
+	cr_assert_eq(migrate_vma_setup(&args), 0);
+	cr_assert_eq(args.cpages, n);
+	for (unsigned long i = 0; i < n; i++) {
+		struct page *dpage = pfn_to_page(dev_pfn(first + i));
+		struct page *spage = migrate_pfn_to_page(src[i]);
+
+		cr_assert(src[i] & MIGRATE_PFN_MIGRATE);
+		zone_device_page_init(dpage);
+		if (spage)
+			memcpy(page_address(dpage), page_address(spage), PG);
+		else
+			memset(page_address(dpage), 0, PG);
+		dst[i] = migrate_pfn(dev_pfn(first + i));
+		if (src[i] & MIGRATE_PFN_WRITE)
+			dst[i] |= MIGRATE_PFN_WRITE;
+	}
+	migrate_vma_pages(&args);
+	migrate_vma_finalize(&args);
+	mmap_read_unlock(mm);
+}
+
+/* Bring device pages of [a, a + n pages) (one VMA) back to system RAM. */
+static void migrate_to_system(struct mm_struct *mm, unsigned long a, unsigned long n)
+{
+	unsigned long src[DEV_PAGES] = { 0 }, dst[DEV_PAGES] = { 0 };
+	struct migrate_vma args = {
+		.src = src, .dst = dst, .start = a, .end = a + n * PG,
+		.pgmap_owner = &dev_owner, .flags = MIGRATE_VMA_SELECT_DEVICE_PRIVATE,
+	};
+
+	mmap_read_lock(mm);
+	args.vma = find_vma(mm, a);
+	cr_assert_eq(migrate_vma_setup(&args), 0);
+	for (unsigned long i = 0; i < n; i++) {
+		struct page *spage = migrate_pfn_to_page(src[i]);
+		struct folio *folio;
+
+		if (!(src[i] & MIGRATE_PFN_MIGRATE))
+			continue;
+		folio = folio_alloc(machine, GFP_HIGHUSER_MOVABLE, 0);
+		cr_assert_not_null(folio);
+		folio_lock(folio);
+		memcpy(folio_address(folio), page_address(spage), PG);
+		dst[i] = migrate_pfn(folio_pfn(folio));
+	}
+	migrate_vma_pages(&args);
+	migrate_vma_finalize(&args);
+	mmap_read_unlock(mm);
+}
+
+
+Test(hmm, device_private_pages_by_owner)
+{
+	struct mm_struct *mm;
+	struct drv *d;
+	unsigned long a, pfns[4];
+	uint8_t byte;
+	int busy;
+
+	dev_setup();
+	mm = new_mm();
+	d = drv_new(mm);
+	a = map_anon(mm, 0, 4 * PG, PROT_READ | PROT_WRITE, 0);
+	fill_pattern(mm, a, 3 * PG, 4);
+	cr_assert_eq(mm_mprotect(mm, a + 2 * PG, 2 * PG, PROT_READ), 0);
+	migrate_to_device(mm, a, 2, 0);
+	migrate_to_device(mm, a + 2 * PG, 2, 2);
+	cr_assert(pagemap(mm, a) & PM_SWAP, "not a device-private entry");
+
+	/* Our pages: reported as they are, no fault, no migration back. */
+	memset(pfns, 0, sizeof(pfns));
+	cr_assert_eq(fault_retry(d, a, 4, pfns, HMM_PFN_REQ_FAULT, 0, &dev_owner, NULL), 0);
+	expect_pfn(pfns, 0, dev_pfn(0) | V | W);
+	expect_pfn(pfns, 1, dev_pfn(1) | V | W);
+	expect_pfn(pfns, 2, dev_pfn(2) | V); /* read-only VMA: a readable entry */
+	expect_pfn(pfns, 3, dev_pfn(3) | V);
+	cr_assert(is_device_private_page(hmm_pfn_to_page(pfns[0])));
+	cr_assert(pagemap(mm, a) & PM_SWAP, "an owned page was faulted back");
+
+	/* Someone else's (or no owner): 0 when nothing is asked. */
+	memset(pfns, 0, sizeof(pfns));
+	cr_assert_eq(fault_retry(d, a, 4, pfns, 0, 0, &other_owner, NULL), 0);
+	for (unsigned long i = 0; i < 4; i++)
+		expect_pfn(pfns, i, 0);
+	cr_assert_eq(fault_retry(d, a, 4, pfns, 0, 0, NULL, NULL), 0);
+	expect_pfn(pfns, 0, 0);
+	cr_assert_eq(nr_migrate_to_ram, 0);
+
+	/* Someone else asks for page 1: it faults back to RAM through migrate_to_ram. */
+	memset(pfns, 0, sizeof(pfns));
+	pfns[1] = HMM_PFN_REQ_FAULT;
+	busy = 0;
+	cr_assert_eq(fault_retry(d, a, 2, pfns, 0, HMM_PFN_REQ_FAULT, &other_owner, &busy), 0);
+	cr_assert_eq(nr_migrate_to_ram, 1);
+	cr_assert_eq(busy, 1, "the migration back invalidated the range");
+	expect_pfn(pfns, 0, 0);
+	expect_pfn(pfns, 1, pfn_at(mm, a + PG) | V | W);
+	cr_assert_not(is_zone_device_page(pfn_to_page(pfn_at(mm, a + PG))));
+	cr_assert_eq(atomic_load(&dev_freed), 1);
+	check_at(mm, a, PG, PG, 4); /* the bytes came back too */
+
+	/* A write request on our own read-only device page: reported as is. */
+	memset(pfns, 0, sizeof(pfns));
+	cr_assert_eq(fault_retry(d, a + 2 * PG, 1, pfns, HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE, 0,
+				 &dev_owner, NULL),
+		     0);
+	expect_pfn(pfns, 0, dev_pfn(2) | V);
+	cr_assert_eq(nr_migrate_to_ram, 1);
+
+	migrate_to_system(mm, a, 2);
+	migrate_to_system(mm, a + 2 * PG, 2);
+	cr_assert(pagemap(mm, a) & PM_PRESENT);
+	check_pattern(mm, a, 2 * PG, 4);
+	cr_assert_eq(cpu_read(mm, a + 2 * PG, &byte, 1), 0);
+	cr_assert_eq(byte, pattern_byte(4, 2 * PG));
+	cr_assert_eq(cpu_read(mm, a + 3 * PG, &byte, 1), 0);
+	cr_assert_eq(byte, 0);
+	drv_free(d);
+	mmput(mm);
+	dev_teardown();
+}
+
+struct waiter {
+	struct drv *d;
+	unsigned long a;
+	unsigned long pfns[2];
+	atomic_int started, done;
+	atomic_int *finalized;
+	int finalized_seen;
+	int ret;
+};
+
+static void *hmm_waiter(void *arg)
+{
+	struct waiter *w = arg;
+
+	atomic_store(&w->started, 1);
+	w->ret = fault_retry(w->d, w->a, 2, w->pfns, HMM_PFN_REQ_FAULT, 0, NULL, NULL);
+	w->finalized_seen = atomic_load(w->finalized);
+	atomic_store(&w->done, 1);
+	return NULL;
+}
+
+Test(hmm, migration_entries_read_as_zero_or_wait)
+{
+	struct mm_struct *mm = new_mm();
+	struct drv *d = drv_new(mm);
+	unsigned long a = map_anon(mm, 0, 2 * PG, PROT_READ | PROT_WRITE, 0);
+	unsigned long src[2] = { 0 }, dst[2] = { 0 }, pfns[2], old;
+	struct migrate_vma args = {
+		.src = src, .dst = dst, .start = a, .end = a + 2 * PG,
+		.pgmap_owner = &dev_owner, .flags = MIGRATE_VMA_SELECT_SYSTEM,
+	};
+	atomic_int finalized = 0;
+	struct waiter w = { .d = d, .a = a, .finalized = &finalized };
+	pthread_t t;
+
+	fill_pattern(mm, a, 2 * PG, 5);
+	old = pfn_at(mm, a);
+	mmap_read_lock(mm);
+	args.vma = find_vma(mm, a);
+	cr_assert_eq(migrate_vma_setup(&args), 0);
+	mmap_read_unlock(mm);
+	cr_assert_eq(args.cpages, 2);
+
+	/* Migration entries, nothing asked: 0. */
+	pfns[0] = pfns[1] = 0;
+	cr_assert_eq(fault_retry(d, a, 2, pfns, 0, 0, NULL, NULL), 0);
+	expect_pfn(pfns, 0, 0);
+	expect_pfn(pfns, 1, 0);
+
+	/* A fault request waits for the migration to end. */
+	cr_assert_eq(pthread_create(&t, NULL, hmm_waiter, &w), 0);
+	while (!atomic_load(&w.started))
+		usleep(100);
+	usleep(20000);
+	cr_assert_not(atomic_load(&w.done), "hmm_range_fault went past a migration entry");
+	/* Abort the migration (no destinations): the old pages come back. */
+	atomic_store(&finalized, 1);
+	mmap_read_lock(mm);
+	migrate_vma_pages(&args);
+	migrate_vma_finalize(&args);
+	mmap_read_unlock(mm);
+	pthread_join(t, NULL);
+	cr_assert(w.finalized_seen);
+	cr_assert_eq(w.ret, 0);
+	expect_pfn(w.pfns, 0, old | V | W);
+	check_pattern(mm, a, 2 * PG, 5);
+	drv_free(d);
+	mmput(mm);
+}
+
+/* ------------------------------------------------------------------ */
+/* hugetlb                                                             */
+/* ------------------------------------------------------------------ */
+
+Test(hmm, hugetlb_pages_carry_huge_page_order)
+{
+	struct mm_struct *mm = new_mm();
+	struct drv *d = drv_new(mm);
+	long a = mm_mmap(mm, 0, 2 * HPAGE_SIZE, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, NULL, 0);
+	unsigned long *pfns = calloc(2 * HPAGE_PMD_NR, sizeof(*pfns));
+	unsigned long base;
+
+	cr_assert_gt(a, 0, "MAP_HUGETLB: %ld", a);
+	/* Nothing faulted yet: 0, and a fault request faults a huge page. */
+	cr_assert_eq(fault_retry(d, (unsigned long)a, 2 * HPAGE_PMD_NR, pfns, 0, 0, NULL, NULL), 0);
+	expect_pfn(pfns, 0, 0);
+	pfns[HPAGE_PMD_NR + 3] = HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE;
+	cr_assert_eq(fault_retry(d, (unsigned long)a, 2 * HPAGE_PMD_NR, pfns, 0,
+				 HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE, NULL, NULL),
+		     0);
+	expect_pfn(pfns, 0, 0);
+	base = pfn_at(mm, (unsigned long)a + HPAGE_SIZE);
+	cr_assert(folio_test_hugetlb(page_folio(pfn_to_page(base))));
+	for (unsigned long i = 0; i < HPAGE_PMD_NR; i++)
+		expect_pfn(pfns, HPAGE_PMD_NR + i,
+			   (base + i) | V | W | ((unsigned long)HUGETLB_PAGE_ORDER << HMM_PFN_ORDER_SHIFT));
+	cr_assert_eq(hmm_pfn_to_map_order(pfns[HPAGE_PMD_NR]), HUGETLB_PAGE_ORDER);
+	free(pfns);
+	drv_free(d);
+	mmput(mm);
+}
+
+Test(hmm, device_private_pmd_entries)
+{
+	struct mm_struct *mm;
+	struct drv *d;
+	unsigned long a, first, *pfns = calloc(HPAGE_PMD_NR, sizeof(*pfns));
+	struct folio *src, *dev;
+	int busy = 0;
+
+	dev_setup();
+	mm = new_mm();
+	d = drv_new(mm);
+	a = map_thp(mm, PMD_SIZE);
+	fill_pattern(mm, a, PMD_SIZE, 12);
+	src = folio_at(mm, a);
+	cr_assert_eq(folio_order(src), HPAGE_PMD_ORDER);
+
+	/* The THP moves whole to an order-9 device folio: one PMD entry. */
+	first = ALIGN(dev_pfn(0), HPAGE_PMD_NR) - dev_pfn(0);
+	dev = (struct folio *)(void *)pfn_to_page(dev_pfn(first));
+	mmap_read_lock(mm);
+	folio_get(src);
+	folio_lock(src);
+	zone_device_folio_init(dev, &dev_pgmap, HPAGE_PMD_ORDER);
+	move_folio(src, dev);
+	folio_unlock(src);
+	folio_unlock(dev);
+	folio_put(dev);
+	folio_put(src);
+	mmap_read_unlock(mm);
+	cr_assert(is_pmd_device_private_entry(pmdp_get(pmd_off(mm, a))));
+
+	/* Ours: every page VALID | WRITE | order 9, no fault. */
+	cr_assert_eq(fault_retry(d, a, HPAGE_PMD_NR, pfns, HMM_PFN_REQ_FAULT, 0, &dev_owner, NULL), 0);
+	for (unsigned long i = 0; i < HPAGE_PMD_NR; i++)
+		expect_pfn(pfns, i, (folio_pfn(dev) + i) | V | W | ORDER9);
+	/* A range inside it. */
+	memset(pfns, 0, 2 * sizeof(*pfns));
+	cr_assert_eq(fault_retry(d, a + 200 * PG, 2, pfns, 0, 0, &dev_owner, NULL), 0);
+	expect_pfn(pfns, 0, (folio_pfn(dev) + 200) | V | W | ORDER9);
+	expect_pfn(pfns, 1, (folio_pfn(dev) + 201) | V | W | ORDER9);
+	cr_assert_eq(nr_migrate_to_ram, 0);
+
+	/* Not ours, nothing asked: 0.  Asked: the whole folio faults back. */
+	cr_assert_eq(fault_retry(d, a, 2, pfns, 0, 0, &other_owner, NULL), 0);
+	expect_pfn(pfns, 0, 0);
+	expect_pfn(pfns, 1, 0);
+	memset(pfns, 0, 2 * sizeof(*pfns));
+	cr_assert_eq(fault_retry(d, a + 7 * PG, 1, pfns, HMM_PFN_REQ_FAULT, 0, &other_owner, &busy),
+		     0);
+	cr_assert_eq(nr_pmd_migrate_to_ram, 1);
+	cr_assert_geq(busy, 1);
+	cr_assert_not(is_zone_device_page(pfn_to_page(pfns[0] & ~HMM_PFN_FLAGS)));
+	cr_assert(pfns[0] & V);
+	cr_assert_eq(pfns[0] & ~HMM_PFN_FLAGS, pfn_at(mm, a + 7 * PG));
+	check_pattern(mm, a, PMD_SIZE, 12);
+	free(pfns);
+	drv_free(d);
+	mmput(mm);
+	dev_teardown();
 }

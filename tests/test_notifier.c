@@ -13,6 +13,7 @@
  */
 #include "helpers.h"
 #include "internal.h"
+#include "uhmm/hugetlb.h"
 
 #include <pthread.h>
 #include <sched.h>
@@ -817,6 +818,34 @@ Test(notifier, huge_zero_and_thp_cow_split_fire_clear)
 	       EV(MMU_NOTIFY_CLEAR, a + PMD_SIZE + 7 * PG, a + PMD_SIZE + 8 * PG));
 	check_pattern(child, a + PMD_SIZE, PMD_SIZE, 9);
 	mmput(child);
+	rec_remove(all);
+	mmput(mm);
+}
+
+Test(notifier, hugetlb_operations_fire_events)
+{
+	struct mm_struct *mm = new_mm();
+	long a = mm_mmap(mm, 0, 2 * HPAGE_SIZE, PROT_READ | PROT_WRITE,
+			 MAP_PRIVATE | MAP_ANONYMOUS | MAP_HUGETLB, NULL, 0);
+	struct mm_struct *child;
+	struct rec *all;
+	uint8_t byte = 3;
+
+	cr_assert_gt(a, 0);
+	fill_pattern(mm, (unsigned long)a, 2 * HPAGE_SIZE, 11);
+	all = rec_insert(mm, 0, ~0UL);
+	child = mm_fork(mm);
+	cr_assert(!IS_ERR(child));
+	EXPECT(all, EV(MMU_NOTIFY_PROTECTION_PAGE, (unsigned long)a, (unsigned long)a + 2 * HPAGE_SIZE));
+	/* COW of a private huge page: CLEAR of the whole huge page. */
+	cr_assert_eq(cpu_write(mm, (unsigned long)a + HPAGE_SIZE + 5, &byte, 1), 0);
+	EXPECT(all, EV(MMU_NOTIFY_CLEAR, (unsigned long)a + HPAGE_SIZE,
+		       (unsigned long)a + 2 * HPAGE_SIZE));
+	mmput(child);
+	cr_assert_eq(mm_mprotect(mm, (unsigned long)a, HPAGE_SIZE, PROT_READ), 0);
+	EXPECT(all, EV(MMU_NOTIFY_PROTECTION_VMA, (unsigned long)a, (unsigned long)a + HPAGE_SIZE));
+	cr_assert_eq(mm_munmap(mm, (unsigned long)a, 2 * HPAGE_SIZE), 0);
+	EXPECT(all, EV(MMU_NOTIFY_UNMAP, (unsigned long)a, (unsigned long)a + 2 * HPAGE_SIZE));
 	rec_remove(all);
 	mmput(mm);
 }

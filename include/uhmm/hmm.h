@@ -63,8 +63,10 @@ struct hmm_range {
  *
  * Return: 0; -EINVAL (misaligned or empty range), -EBUSY (the range was
  * invalidated: restart with a new notifier_seq), -EFAULT (a requested page
- * cannot be made valid: no VMA, no VM_READ, VM_IO/PFNMAP), -EPERM (write
- * requested in a read-only VMA), -ENOMEM.
+ * cannot be made valid: no VMA, no VM_READ, VM_IO/PFNMAP, or the fault
+ * failed, out of memory included, as Linux's), -EPERM (write requested in
+ * a read-only VMA).  On an error the entries below the failing page hold
+ * output, the others their input.
  */
 int hmm_range_fault(struct hmm_range *range);
 
