@@ -401,8 +401,8 @@ int __split_unmapped_folio(struct folio *folio, unsigned int new_order)
 	unsigned int order;
 	void *mapping;
 
-	if (!folio_test_large(folio))
-		return -EINVAL;
+	if (!folio_test_large(folio) || folio_test_hugetlb(folio))
+		return -EINVAL; /* hugetlb folios are never split */
 	order = folio_order(folio);
 	if (new_order >= order)
 		return -EINVAL;

@@ -380,6 +380,36 @@ long uhmm_hugetlb_set_nr_hugepages(struct uhmm_machine *machine, unsigned long c
 	return ret;
 }
 
+/**
+ * hstate_vma() - the hstate of @vma's huge pages.
+ * @vma: a hugetlb VMA.  Lock-free.
+ * Return: its machine's hstate (uhmm has one, of 2 MiB pages).
+ */
+struct hstate *hstate_vma(struct vm_area_struct *vma)
+{
+	return machine_hstate(vma->vm_mm->machine);
+}
+
+/**
+ * huge_page_order() - the order of an hstate's pages.
+ * @h: the hstate.  Return: 9 (2 MiB).
+ */
+unsigned int huge_page_order(const struct hstate *h)
+{
+	(void)h;
+	return HUGETLB_ORDER;
+}
+
+/**
+ * huge_page_size() - the bytes of one of an hstate's pages.
+ * @h: the hstate.  Return: 2 MiB.
+ */
+unsigned long huge_page_size(const struct hstate *h)
+{
+	(void)h;
+	return HPAGE_SIZE;
+}
+
 int uhmm_hugetlb_stats(struct uhmm_machine *machine, struct hugetlb_stats *out)
 {
 	struct hstate *h;

@@ -884,3 +884,69 @@ Test(hugetlb, shared_mremap_and_dontneed)
 	mmput(mm);
 	assert_pool(8, 8, 0, 0);
 }
+
+/* ---- odds and ends ---- */
+
+Test(hugetlb, never_thp_never_split)
+{
+	struct mm_struct *mm = new_mm();
+	unsigned long a = map_huge_ok(mm, HPS, HUGE_PRIV);
+	write_u64(mm, a, 1);
+	struct vm_area_struct *vma = find_vma(mm, a);
+	cr_assert_eq(huge_page_order(hstate_vma(vma)), 9);
+	cr_assert_eq(huge_page_size(hstate_vma(vma)), HPS);
+	cr_assert_eq(huge_page_size_vma(vma), HPS);
+	cr_assert_eq(mm_madvise(mm, a, HPS, MADV_COLLAPSE), -EINVAL);
+	cr_assert_eq(mm_madvise(mm, a, HPS, MADV_WIPEONFORK), -EINVAL);
+	cr_assert_eq(mm_madvise(mm, a, HPS, MADV_HUGEPAGE), 0);
+	write_u64(mm, a + 8, 2);
+	assert_huge_mapped(mm, a, 1);
+	/* The folio refuses to split, even unmapped and owned. */
+	struct folio *folio = folio_at(mm, a);
+	folio_get(folio);
+	cr_assert_eq(mm_munmap(mm, a, HPS), 0);
+	folio_lock(folio);
+	cr_assert_eq(split_folio_to_order(folio, 0), -EINVAL);
+	folio_unlock(folio);
+	cr_assert(folio_test_hugetlb(folio));
+	assert_pool(8, 7, 0, 0);
+	/* (No audit here: it would call our bare reference a leak.) */
+	folio_put(folio);
+	assert_pool(8, 8, 0, 0);
+	mmput(mm);
+}
+
+Test(hugetlb, machine_busy_while_a_huge_page_is_pinned)
+{
+	struct mm_struct *mm = new_mm();
+	unsigned long a = map_huge_ok(mm, HPS, HUGE_PRIV);
+	struct page *page;
+	cr_assert_eq(pin_user_pages_fast(mm, a, 1, FOLL_WRITE, &page), 1);
+	mmput(mm);
+	assert_pool(8, 7, 0, 0);
+	assert_audit_clean();
+	cr_assert_eq(uhmm_machine_destroy(machine), -EBUSY);
+	assert_pool(8, 7, 0, 0);
+	/* The pool cannot shrink below the page in use: it becomes surplus. */
+	cr_assert_eq(uhmm_hugetlb_set_nr_hugepages(machine, 0), 0);
+	assert_pool(1, 0, 0, 1);
+	unpin_user_page(page);
+	assert_pool(0, 0, 0, 0);
+	cr_assert_eq(uhmm_hugetlb_set_nr_hugepages(machine, 8), 8);
+}
+
+Test(hugetlb, shrink_keeps_reserved_pages)
+{
+	struct mm_struct *mm = new_mm();
+	unsigned long a = map_huge_ok(mm, 3 * HPS, HUGE_PRIV);
+	cr_assert_eq(uhmm_hugetlb_set_nr_hugepages(machine, 1), 1);
+	/* Reserved pages are not freed; they count as surplus above the new size. */
+	assert_pool(3, 3, 3, 2);
+	for (int i = 0; i < 3; i++)
+		write_u64(mm, a + (unsigned long)i * HPS, (uint64_t)i);
+	assert_pool(3, 0, 0, 2);
+	assert_audit_clean();
+	mmput(mm);
+	assert_pool(1, 1, 0, 0);
+	cr_assert_eq(uhmm_hugetlb_set_nr_hugepages(machine, 8), 8);
+}

@@ -116,6 +116,14 @@ static inline unsigned long huge_page_size_vma(const struct vm_area_struct *vma)
 	return HPAGE_SIZE;
 }
 
+struct hstate;
+/** hstate_vma() - the hstate (pool) of a hugetlb VMA: its machine's 2 MiB one. */
+struct hstate *hstate_vma(struct vm_area_struct *vma);
+/** huge_page_order() - the order of @h's pages (9). */
+unsigned int huge_page_order(const struct hstate *h);
+/** huge_page_size() - the bytes of one of @h's pages (2 MiB). */
+unsigned long huge_page_size(const struct hstate *h);
+
 /** folio_test_hugetlb() - @folio is a hugetlb pool folio (Linux's page type). */
 static inline bool folio_test_hugetlb(const struct folio *folio)
 {
