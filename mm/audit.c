@@ -870,6 +870,7 @@ int uhmm_audit(struct uhmm_machine *machine, FILE *report)
 	list_for_each_entry(mm, &machine->mms, mmlist) {
 		pthread_rwlock_rdlock(&mm->mmap_lock);
 		audit_mm(&a, mm);
+		a.violations += mmu_notifier_audit(mm, report);
 		pthread_rwlock_unlock(&mm->mmap_lock);
 	}
 	pthread_mutex_unlock(&machine->mms_lock);

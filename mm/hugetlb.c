@@ -89,8 +89,8 @@ static struct resv_map resv_unmapped_marker;
 
 static struct resv_map *vma_resv_map(const struct vm_area_struct *vma)
 {
-	struct resv_map *resv = __atomic_load_n((struct resv_map *const *)&vma->vm_private_data,
-						__ATOMIC_ACQUIRE);
+	struct resv_map *resv =
+		__atomic_load_n((struct resv_map *const *)&vma->vm_private_data, __ATOMIC_ACQUIRE);
 
 	return resv == &resv_unmapped_marker ? NULL : resv;
 }
@@ -154,8 +154,14 @@ static struct hstate *machine_hstate(struct uhmm_machine *machine)
 	return &machine->hstate;
 }
 
-static void hugetlb_lock(struct hstate *h) { pthread_mutex_lock(&h->lock); }
-static void hugetlb_unlock(struct hstate *h) { pthread_mutex_unlock(&h->lock); }
+static void hugetlb_lock(struct hstate *h)
+{
+	pthread_mutex_lock(&h->lock);
+}
+static void hugetlb_unlock(struct hstate *h)
+{
+	pthread_mutex_unlock(&h->lock);
+}
 
 static unsigned long persistent_huge_pages(const struct hstate *h)
 {
@@ -673,7 +679,8 @@ void hugetlb_vm_op_close(struct vm_area_struct *vma)
 	end = vma_hugecache_offset(vma, vma->vm_end);
 	hugetlb_lock(h);
 	for (unsigned long idx = start; idx < end; idx++)
-		if (resv_map_has_reservation(resv, idx) && !resv_idx_covered_elsewhere(vma, resv, idx)) {
+		if (resv_map_has_reservation(resv, idx) &&
+		    !resv_idx_covered_elsewhere(vma, resv, idx)) {
 			unused++;
 			/* Given back: a later user of the map must not count it again. */
 			resv_map_set_consumed(resv, idx, true);
@@ -781,7 +788,8 @@ static void hugetlb_fault_mutex_init(void)
 
 static pthread_mutex_t *hugetlb_fault_mutex(const void *key, unsigned long idx)
 {
-	uint64_t h = ((uint64_t)(uintptr_t)key >> 4) * 0x9e3779b97f4a7c15ULL ^ idx * 0xc2b2ae3d27d4eb4fULL;
+	uint64_t h = ((uint64_t)(uintptr_t)key >> 4) * 0x9e3779b97f4a7c15ULL ^
+		     idx * 0xc2b2ae3d27d4eb4fULL;
 
 	pthread_once(&hugetlb_fault_mutex_once, hugetlb_fault_mutex_init);
 	return &hugetlb_fault_mutex_table[(h >> 32) % HUGETLB_FAULT_MUTEXES];
@@ -790,8 +798,8 @@ static pthread_mutex_t *hugetlb_fault_mutex(const void *key, unsigned long idx)
 /* The entry that maps @folio in @vma: writable (and dirty) when @writable. */
 static pmd_t make_huge_pmd(struct vm_area_struct *vma, struct folio *folio, bool writable)
 {
-	pmd_t entry = pmd_mkyoung(pfn_pmd(folio_pfn(folio),
-					  vm_get_page_prot(vma->vm_flags) & ~_PAGE_RW));
+	pmd_t entry =
+		pmd_mkyoung(pfn_pmd(folio_pfn(folio), vm_get_page_prot(vma->vm_flags) & ~_PAGE_RW));
 
 	if (writable)
 		entry = pmd_mkdirty(pmd_mkwrite(entry));
@@ -883,8 +891,8 @@ static vm_fault_t hugetlb_no_page(struct vm_area_struct *vma, pmd_t *pmd, unsign
 		struct resv_map *resv = vma_resv_map(vma);
 
 		hugetlb_lock(h);
-		reserved_before = resv && resv_map_has_reservation(resv,
-								   vma_hugecache_offset(vma, haddr));
+		reserved_before =
+			resv && resv_map_has_reservation(resv, vma_hugecache_offset(vma, haddr));
 		hugetlb_unlock(h);
 	}
 	folio = alloc_hugetlb_folio(vma, haddr, false);
@@ -896,7 +904,7 @@ static vm_fault_t hugetlb_no_page(struct vm_area_struct *vma, pmd_t *pmd, unsign
 		/* Cannot happen under the fault mutex; undo everything. */
 		spin_unlock(ptl);
 		if (!reserved_before || !put_huge_folio_restore(folio, vma_resv_map(vma),
-								 vma_hugecache_offset(vma, haddr)))
+								vma_hugecache_offset(vma, haddr)))
 			folio_put(folio);
 		return 0;
 	}
@@ -945,7 +953,7 @@ static bool unmap_ref_private_one(struct folio *folio, struct vm_area_struct *vm
  */
 static void unmap_ref_private(struct vm_area_struct *vma, struct folio *folio)
 {
-	struct unmap_ref_arg u = { .owner = vma };
+	struct unmap_ref_arg u = {.owner = vma};
 
 	folio_lock(folio);
 	rmap_walk_anon(folio, unmap_ref_private_one, &u);
@@ -974,9 +982,8 @@ retry:
 		return 0;
 	}
 	old = page_folio(pfn_to_page(pmd_pfn(orig)));
-	if (folio_test_anon(old) &&
-	    (PageAnonExclusive(folio_head(old)) ||
-	     (folio_mapcount(old) == 1 && folio_ref_count(old) == 1))) {
+	if (folio_test_anon(old) && (PageAnonExclusive(folio_head(old)) ||
+				     (folio_mapcount(old) == 1 && folio_ref_count(old) == 1))) {
 		hugetlb_set_anon_exclusive(old, true);
 		set_pmd(pmd, pmd_mkyoung(pmd_mkdirty(pmd_mkwrite(orig))));
 		spin_unlock(ptl);
@@ -1096,7 +1103,8 @@ void unmap_hugepage_range(struct vm_area_struct *vma, unsigned long start, unsig
 		old = pmdp_get(pmd);
 		if (!pmd_leaf(old)) {
 			if (!pmd_none(old))
-				uhmm_warn("unmap_hugepage_range: PMD %#llx at %#lx is not a huge entry",
+				uhmm_warn("unmap_hugepage_range: PMD %#llx at %#lx is not a huge "
+					  "entry",
 					  (unsigned long long)pmd_val(old), addr);
 			spin_unlock(ptl);
 			continue;
@@ -1134,7 +1142,7 @@ int copy_hugetlb_page_range(struct vm_area_struct *dst_vma, struct vm_area_struc
 		dst_pmd = pmd_off_alloc(dst, addr);
 		if (!dst_pmd)
 			return -ENOMEM;
-again:
+	again:
 		src_ptl = pmd_lock(src, src_pmd);
 		val = pmdp_get(src_pmd);
 		if (!pmd_leaf(val)) {

@@ -835,6 +835,8 @@ struct memremap_info {
 
 /** mmu_notifier_subscriptions_destroy() - free @mm's notifier state (last mmdrop). */
 void mmu_notifier_subscriptions_destroy(struct mm_struct *mm);
+/** mmu_notifier_audit() - uhmm_audit()'s check of @mm's notifier state. Return: violations. */
+int mmu_notifier_audit(struct mm_struct *mm, FILE *report);
 
 /* Reports from the audit and from internal consistency checks. */
 #define uhmm_warn(fmt, ...) fprintf(stderr, "uhmm: " fmt "\n", ##__VA_ARGS__)

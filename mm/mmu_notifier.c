@@ -427,3 +427,64 @@ void mmu_notifier_release(struct mm_struct *mm)
 	mmu_notifier_invalidate_range_start(&range);
 	mmu_notifier_invalidate_range_end(&range);
 }
+
+/**
+ * mmu_notifier_audit() - check @mm's notifier state (uhmm_audit()): the
+ * sequence is odd only while invalidations run, queued changes exist only
+ * then, the interval list is well linked, every interval belongs to @mm,
+ * has start <= last and an odd sequence no newer than the mm's, and each
+ * holds an mm_count reference.  Takes the subscriptions lock; @mm is live
+ * (on the machine's list) and its mmap_lock is held for reading.
+ * Return: the number of violations, each reported on @report.
+ */
+int mmu_notifier_audit(struct mm_struct *mm, FILE *report)
+{
+	struct mmu_notifier_subscriptions *subs = mm_subscriptions(mm);
+	struct mmu_interval_notifier *sub, *prev = NULL;
+	unsigned long nr = 0, seq;
+	int violations = 0;
+
+#define NOTIFIER_VIOLATION(...)                                                       \
+	do {                                                                          \
+		violations++;                                                         \
+		if (report) {                                                         \
+			fprintf(report, "uhmm audit: mm %p: notifier: ", (void *)mm); \
+			fprintf(report, __VA_ARGS__);                                 \
+			fputc('\n', report);                                          \
+		}                                                                     \
+	} while (0)
+
+	if (!subs)
+		return 0;
+	pthread_mutex_lock(&subs->lock);
+	seq = subs->invalidate_seq;
+	if ((seq & 1) && !subs->active_invalidate_ranges)
+		NOTIFIER_VIOLATION("sequence %lu odd with no invalidation running", seq);
+	if (subs->deferred && !(seq & 1))
+		NOTIFIER_VIOLATION("queued inserts/removes while not invalidating");
+	for (sub = subs->head; sub; prev = sub, sub = sub->node_next, nr++) {
+		if (sub->node_prev != prev)
+			NOTIFIER_VIOLATION("interval %p: broken list link", (void *)sub);
+		if (!sub->in_tree)
+			NOTIFIER_VIOLATION("interval %p listed but not marked in_tree", (void *)sub);
+		if (sub->mm != mm)
+			NOTIFIER_VIOLATION("interval %p belongs to mm %p", (void *)sub, (void *)sub->mm);
+		if (sub->start > sub->last)
+			NOTIFIER_VIOLATION("interval %p: start %#lx > last %#lx", (void *)sub,
+					   sub->start, sub->last);
+		if (!(sub->invalidate_seq & 1) || sub->invalidate_seq > seq)
+			NOTIFIER_VIOLATION("interval %p: sequence %lu (mm's %lu)", (void *)sub,
+					   sub->invalidate_seq, seq);
+	}
+	for (sub = subs->deferred; sub; sub = sub->deferred_next) {
+		if (!sub->deferred)
+			NOTIFIER_VIOLATION("interval %p queued but not marked deferred", (void *)sub);
+		if (!sub->in_tree)
+			nr++; /* a queued insert holds its reference too */
+	}
+	if ((unsigned long)atomic_load(&mm->mm_count) < nr + 1)
+		NOTIFIER_VIOLATION("mm_count %d for %lu intervals", atomic_load(&mm->mm_count), nr);
+	pthread_mutex_unlock(&subs->lock);
+#undef NOTIFIER_VIOLATION
+	return violations;
+}

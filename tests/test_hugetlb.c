@@ -33,14 +33,13 @@ static struct hugetlb_stats stats(void)
 }
 
 /* Assert the pool counters: total, free, reserved, surplus. */
-#define assert_pool(t, f, r, s)                                                               \
-	do {                                                                                  \
-		struct hugetlb_stats _s = stats();                                            \
-		cr_assert(_s.total == (t) && _s.free == (f) && _s.rsvd == (r) &&              \
-				  _s.surp == (s),                                             \
-			  "pool total %lu free %lu rsvd %lu surp %lu, want %lu %lu %lu %lu",  \
-			  _s.total, _s.free, _s.rsvd, _s.surp, (unsigned long)(t),            \
-			  (unsigned long)(f), (unsigned long)(r), (unsigned long)(s));        \
+#define assert_pool(t, f, r, s)                                                                    \
+	do {                                                                                       \
+		struct hugetlb_stats _s = stats();                                                 \
+		cr_assert(_s.total == (t) && _s.free == (f) && _s.rsvd == (r) && _s.surp == (s),   \
+			  "pool total %lu free %lu rsvd %lu surp %lu, want %lu %lu %lu %lu",       \
+			  _s.total, _s.free, _s.rsvd, _s.surp, (unsigned long)(t),                 \
+			  (unsigned long)(f), (unsigned long)(r), (unsigned long)(s));             \
 	} while (0)
 
 static long map_huge(struct mm_struct *mm, unsigned long addr, unsigned long len, int flags)
@@ -79,7 +78,8 @@ static unsigned long assert_huge_mapped(struct mm_struct *mm, unsigned long addr
 	for (unsigned long i = 0; i < NR; i++) {
 		cr_assert(pm[i] & PM_PRESENT, "page %lu not present", i);
 		cr_assert_eq(pm[i] & PM_PFRAME_MASK, head + i, "page %lu pfn", i);
-		cr_assert_eq(!!(pm[i] & PM_MMAP_EXCLUSIVE), mapcount == 1, "page %lu exclusive bit", i);
+		cr_assert_eq(!!(pm[i] & PM_MMAP_EXCLUSIVE), mapcount == 1, "page %lu exclusive bit",
+			     i);
 		cr_assert_eq(pm[i] & PM_FILE, 0);
 	}
 	free(pm);
@@ -293,7 +293,8 @@ Test(hugetlb, fault_maps_whole_zeroed_page)
 
 	uint64_t kh = uhmm_kpageflags(head), kt = uhmm_kpageflags(head + 17);
 	cr_assert(kh & KPF(KPF_HUGE) && kh & KPF(KPF_COMPOUND_HEAD) && kh & KPF(KPF_ANON) &&
-		  kh & KPF(KPF_MMAP), "head kpageflags %#llx", (unsigned long long)kh);
+			  kh & KPF(KPF_MMAP),
+		  "head kpageflags %#llx", (unsigned long long)kh);
 	cr_assert(kt & KPF(KPF_HUGE) && kt & KPF(KPF_COMPOUND_TAIL), "tail %#llx",
 		  (unsigned long long)kt);
 	cr_assert_eq((kh | kt) & KPF(KPF_THP), 0, "hugetlb is not THP");
@@ -949,4 +950,90 @@ Test(hugetlb, shrink_keeps_reserved_pages)
 	mmput(mm);
 	assert_pool(1, 1, 0, 0);
 	cr_assert_eq(uhmm_hugetlb_set_nr_hugepages(machine, 8), 8);
+}
+
+/* ---- hmm_range_fault() over hugetlb ---- */
+
+static bool hmm_inval(struct mmu_interval_notifier *sub, const struct mmu_notifier_range *range,
+		      unsigned long cur_seq)
+{
+	(void)range;
+	mmu_interval_set_seq(sub, cur_seq);
+	return true;
+}
+
+static const struct mmu_interval_notifier_ops hmm_ops = { .invalidate = hmm_inval };
+
+static int hmm_fault(struct mmu_interval_notifier *sub, unsigned long start, unsigned long npages,
+		     unsigned long *pfns, unsigned long flags)
+{
+	int ret;
+
+	for (int i = 0; i < 10; i++) {
+		struct hmm_range range = { .notifier = sub, .start = start,
+					   .end = start + npages * PAGE_SIZE, .hmm_pfns = pfns,
+					   .default_flags = flags };
+
+		range.notifier_seq = mmu_interval_read_begin(sub);
+		mmap_read_lock(sub->mm);
+		ret = hmm_range_fault(&range);
+		mmap_read_unlock(sub->mm);
+		if (ret != -EBUSY)
+			break;
+	}
+	return ret;
+}
+
+Test(hugetlb, hmm_range_fault_reports_order_9)
+{
+	struct mm_struct *mm = new_mm();
+	struct mmu_interval_notifier sub;
+	unsigned long a = map_huge_ok(mm, 2 * HPS, HUGE_PRIV);
+	unsigned long *pfns = calloc(2 * NR, sizeof(*pfns));
+	cr_assert(pfns);
+	cr_assert_eq(mmu_interval_notifier_insert(&sub, mm, a, 2 * HPS, &hmm_ops), 0);
+
+	/* A write request faults both huge pages in, writable. */
+	cr_assert_eq(hmm_fault(&sub, a, 2 * NR, pfns, HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE), 0);
+	assert_pool(8, 6, 0, 0);
+	unsigned long h0 = pfn_at(mm, a), h1 = pfn_at(mm, a + HPS);
+	for (unsigned long i = 0; i < 2 * NR; i++) {
+		unsigned long want = (i < NR ? h0 + i : h1 + i - NR);
+		cr_assert_eq(pfns[i] & ~HMM_PFN_FLAGS, want, "page %lu", i);
+		cr_assert(pfns[i] & HMM_PFN_VALID && pfns[i] & HMM_PFN_WRITE, "page %lu", i);
+		cr_assert_eq(hmm_pfn_to_map_order(pfns[i]), 9, "page %lu", i);
+	}
+	/* After fork the private pages are read-only until a write breaks COW. */
+	struct mm_struct *child = mm_fork(mm);
+	cr_assert(!IS_ERR_OR_NULL(child));
+	memset(pfns, 0, 2 * NR * sizeof(*pfns));
+	cr_assert_eq(hmm_fault(&sub, a, NR, pfns, HMM_PFN_REQ_FAULT), 0);
+	cr_assert(pfns[3] & HMM_PFN_VALID);
+	cr_assert_eq(pfns[3] & HMM_PFN_WRITE, 0);
+	cr_assert_eq(hmm_fault(&sub, a, NR, pfns, HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE), 0);
+	cr_assert(pfns[3] & HMM_PFN_WRITE);
+	cr_assert_neq(pfns[3] & ~HMM_PFN_FLAGS, h0 + 3, "the write copied the page");
+	cr_assert_eq(pfn_at(child, a), h0);
+	assert_audit_clean();
+	mmput(child);
+	mmu_interval_notifier_remove(&sub);
+	free(pfns);
+	mmput(mm);
+	assert_pool(8, 8, 0, 0);
+}
+
+Test(hugetlb, hmm_range_fault_noreserve_sigbus_is_efault)
+{
+	struct mm_struct *mm = new_mm();
+	struct mmu_interval_notifier sub;
+	unsigned long pin = map_huge_ok(mm, 8 * HPS, HUGE_PRIV | MAP_POPULATE);
+	unsigned long a = map_huge_ok(mm, HPS, HUGE_PRIV | MAP_NORESERVE);
+	unsigned long pfns[4] = { 0 };
+	(void)pin;
+	cr_assert_eq(mmu_interval_notifier_insert(&sub, mm, a, HPS, &hmm_ops), 0);
+	cr_assert_eq(hmm_fault(&sub, a, 4, pfns, HMM_PFN_REQ_FAULT), -EFAULT);
+	cr_assert_eq(hmm_fault(&sub, a, 4, pfns, 0), 0, "a snapshot needs no page");
+	cr_assert_eq(pfns[0], 0);
+	mmu_interval_notifier_remove(&sub);
+	mmput(mm);
 }

@@ -485,6 +485,36 @@ Test(notifier, insert_during_missing_invalidation_waits_for_it)
 	mmput(mm);
 }
 
+Test(notifier, audit_checks_notifier_state)
+{
+	struct mm_struct *mm = new_mm();
+	struct rec *a = rec_insert(mm, 0x100000, 0x1000);
+	struct rec *b = rec_new();
+	struct mmu_notifier_range range;
+	unsigned long saved;
+
+	/* Mid-invalidation, with a queued insert: consistent. */
+	range_start(&range, mm, MMU_NOTIFY_CLEAR, 0x100000, 0x101000);
+	cr_assert_eq(mmu_interval_notifier_insert(&b->sub, mm, 0x200000, 0x1000, &rec_ops), 0);
+	cr_assert_eq(uhmm_audit(machine, NULL), 0);
+	mmu_notifier_invalidate_range_end(&range);
+	cr_assert_eq(uhmm_audit(machine, NULL), 0);
+
+	/* An interval whose sequence is even (never handed out) is caught. */
+	saved = a->sub.invalidate_seq;
+	a->sub.invalidate_seq = saved + 1;
+	cr_assert_eq(uhmm_audit(machine, NULL), 1);
+	a->sub.invalidate_seq = saved;
+	/* So is an interval of another mm on the list. */
+	a->sub.mm = NULL;
+	cr_assert_eq(uhmm_audit(machine, NULL), 1);
+	a->sub.mm = mm;
+	cr_assert_eq(uhmm_audit(machine, NULL), 0);
+	rec_remove(a);
+	rec_remove(b);
+	mmput(mm);
+}
+
 Test(notifier, nonblocking_start_can_fail)
 {
 	struct mm_struct *mm = new_mm();

@@ -747,6 +747,83 @@ Test(threads, racing_first_touch_thp)
 	racing_first_touch(true);
 }
 
+/*
+ * The same race on hugetlb pages (private, then shared): the fault mutex
+ * lets one fault take a pool page for a huge page, the others find it.
+ * MADV_DONTNEED gives the private mapping's reservations back each round.
+ */
+static void racing_first_touch_hugetlb(int type)
+{
+	struct mm_struct *mm = new_mm();
+	struct racer racers[RACE_THREADS];
+	pthread_t t[RACE_THREADS];
+	pthread_barrier_t round;
+	long ret = mm_mmap(mm, 0, RACE_LEN, PROT_READ | PROT_WRITE,
+			   type | MAP_ANONYMOUS | MAP_HUGETLB, NULL, 0);
+	unsigned long addr = (unsigned long)ret;
+	uint8_t *buf = malloc(RACE_LEN);
+	struct hugetlb_stats hs;
+
+	cr_assert_gt(ret, 0);
+	cr_assert(buf);
+	cr_assert_eq(pthread_barrier_init(&round, NULL, RACE_THREADS + 1), 0);
+	memset(racers, 0, sizeof(racers));
+	for (unsigned int i = 0; i < RACE_THREADS; i++) {
+		racers[i].mm = mm;
+		racers[i].addr = addr;
+		racers[i].round = &round;
+		racers[i].idx = i;
+	}
+	start_threads(t, RACE_THREADS, racer_fn, racers, sizeof(racers[0]));
+	for (int rd = 0; rd < RACE_ROUNDS; rd++) {
+		if (type == MAP_PRIVATE) {
+			cr_assert_eq(mm_madvise(mm, addr, RACE_LEN, MADV_DONTNEED), 0);
+			cr_assert_eq(uhmm_hugetlb_stats(machine, &hs), 0);
+			cr_assert(hs.free == hs.total && hs.rsvd == RACE_LEN / HPAGE_PMD_SIZE,
+				  "round %d: free %lu rsvd %lu", rd, hs.free, hs.rsvd);
+		}
+		pthread_barrier_wait(&round);
+		pthread_barrier_wait(&round);
+		cr_assert_eq(cpu_read(mm, addr, buf, RACE_LEN), 0);
+		for (unsigned long off = 0; off < RACE_LEN; off++) {
+			unsigned long k = off % (64 * 7);
+			uint8_t want = 0;
+
+			if (k % 8 == 0 && k / 8 < RACE_THREADS)
+				want = (uint8_t)(rd * 16 + k / 8 + 1);
+			if (buf[off] != want) {
+				for (int rest = rd + 1; rest < RACE_ROUNDS; rest++) {
+					pthread_barrier_wait(&round);
+					pthread_barrier_wait(&round);
+				}
+				join_threads(t, RACE_THREADS);
+				cr_assert_fail("round %d: byte %#lx is %#x, want %#x", rd, off,
+					       buf[off], want);
+			}
+		}
+		/* One pool page per huge page, however many faults raced for it. */
+		cr_assert_eq(uhmm_hugetlb_stats(machine, &hs), 0);
+		cr_assert(hs.total - hs.free == RACE_LEN / HPAGE_PMD_SIZE && hs.rsvd == 0,
+			  "round %d: %lu in use, rsvd %lu", rd, hs.total - hs.free, hs.rsvd);
+	}
+	join_threads(t, RACE_THREADS);
+	pthread_barrier_destroy(&round);
+	for (int i = 0; i < RACE_THREADS; i++)
+		cr_assert_eq(racers[i].res.failures, 0, "racer %d: %s", i, racers[i].res.msg);
+	assert_audit_clean();
+	free(buf);
+	mmput(mm);
+}
+
+Test(threads, racing_first_touch_hugetlb_private)
+{
+	racing_first_touch_hugetlb(MAP_PRIVATE);
+}
+Test(threads, racing_first_touch_hugetlb_shared)
+{
+	racing_first_touch_hugetlb(MAP_SHARED);
+}
+
 /* ------------------------------------------------------------------ */
 /* Readers against a thread that remaps the region under them          */
 /* ------------------------------------------------------------------ */
