@@ -528,3 +528,83 @@ Test(rmap, unmap_and_migrate_send_clear_invalidations)
 	mmu_interval_notifier_remove(&log.sub);
 	mmput(mm);
 }
+
+/* ---- migration racing with CPU accesses ---- */
+
+struct race {
+	struct mm_struct *mm;
+	unsigned long addr;
+	atomic_int stop;
+	int err;
+	uint64_t last;
+};
+
+static void *race_writer(void *arg)
+{
+	struct race *r = arg;
+	uint64_t v = 0, got;
+
+	while (!atomic_load(&r->stop) && !r->err) {
+		v++;
+		r->err = cpu_write(r->mm, r->addr, &v, sizeof(v));
+		if (!r->err)
+			r->err = cpu_read(r->mm, r->addr + PAGE_SIZE - sizeof(v), &got, sizeof(got));
+		if (!r->err && got != 0x5a5a5a5a5a5a5a5aULL)
+			r->err = -EIO;
+		if (!r->err)
+			r->err = cpu_read(r->mm, r->addr, &got, sizeof(got));
+		if (!r->err && got != v)
+			r->err = -EIO;
+	}
+	r->last = v;
+	return NULL;
+}
+
+Test(rmap, migrations_race_with_cpu_accesses)
+{
+	struct mm_struct *mm = new_mm();
+	unsigned long addr = map_anon(mm, 0, PAGE_SIZE, PROT_READ | PROT_WRITE, 0);
+	struct race r = { .mm = mm, .addr = addr };
+	uint64_t pat = 0x5a5a5a5a5a5a5a5aULL, got;
+	int migrated = 0;
+	pthread_t t;
+
+	cr_assert_eq(cpu_write(mm, addr + PAGE_SIZE - sizeof(pat), &pat, sizeof(pat)), 0);
+	cr_assert_eq(pthread_create(&t, NULL, race_writer, &r), 0);
+	for (int i = 0; i < 200; i++) {
+		struct folio *src, *dst;
+		struct page *page;
+
+		dst = folio_alloc(machine, 0, 0);
+		cr_assert_not_null(dst);
+		mmap_read_lock(mm);
+		cr_assert_eq(get_user_pages_remote(mm, addr, 1, 0, &page, NULL), 1);
+		src = page_folio(page);
+		folio_lock(src);
+		folio_lock(dst);
+		try_to_migrate(src, 0);
+		if (!folio_mapped(src)) {
+			memcpy(folio_address(dst), folio_address(src), PAGE_SIZE);
+			if (!folio_migrate_mapping(NULL, dst, src, 0)) {
+				folio_migrate_flags(dst, src);
+				remove_migration_ptes(src, dst, 0);
+				migrated++;
+			} else {
+				remove_migration_ptes(src, src, 0);
+			}
+		}
+		folio_unlock(dst);
+		folio_put(dst);
+		folio_unlock(src);
+		put_page(page);
+		mmap_read_unlock(mm);
+	}
+	atomic_store(&r.stop, 1);
+	pthread_join(t, NULL);
+	cr_assert_eq(r.err, 0, "the CPU saw a torn or stale page");
+	cr_assert_gt(migrated, 0);
+	cr_assert_eq(cpu_read(mm, addr, &got, sizeof(got)), 0);
+	cr_assert_eq(got, r.last);
+	assert_audit_clean();
+	mmput(mm);
+}
