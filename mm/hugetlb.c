@@ -44,7 +44,7 @@
  *
  * uhmm differs from Linux on purpose in: private MAP_HUGETLB mappings have
  * no hugetlbfs file behind them (vm_file NULL; their folios are anonymous
- * as in Linux); there is no overcommit (nr_overcommit_hugepages is 0); no
+ * as in Linux); no
  * hugetlbfs mount (no hole punch, no truncate of the file); and hugetlb
  * VMAs never merge with their neighbours.
  */
@@ -310,16 +310,53 @@ static bool put_huge_folio_restore(struct folio *folio, struct resv_map *resv, u
 }
 
 /*
+ * alloc_surplus_hugetlb_folio() - one more free pool page beyond
+ * nr_hugepages, while the surplus stays within nr_overcommit_hugepages.
+ * hstate->lock held (the buddy allocator's zone lock nests inside).
+ * Return: true when a page was added.
+ */
+static bool alloc_surplus_hugetlb_folio(struct hstate *h)
+{
+	struct folio *folio;
+
+	if (h->surplus_huge_pages >= h->nr_overcommit_huge_pages)
+		return false;
+	folio = alloc_fresh_hugetlb_folio(container_of(h, struct uhmm_machine, hstate));
+	if (!folio)
+		return false;
+	h->nr_huge_pages++;
+	h->surplus_huge_pages++;
+	enqueue_hugetlb_folio(h, folio);
+	return true;
+}
+
+/*
  * hugetlb_acct_memory() - reserve @delta more pages (delta > 0) or give
  * back -@delta reservations; returning reservations also frees surplus
- * pages (return_unused_surplus_pages()).  hstate->lock held; @freed
+ * pages (return_unused_surplus_pages()); reserving more than the free
+ * pages allocates surplus pages within the overcommit limit.  hstate->lock
+ * held; @freed
  * collects folios to free after unlocking.  Return: 0 or -ENOMEM.
  */
 static int hugetlb_acct_memory(struct hstate *h, long delta, struct list_head *freed)
 {
 	if (delta > 0) {
-		if (h->free_huge_pages - h->resv_huge_pages < (unsigned long)delta)
-			return -ENOMEM; /* no overcommit: gather_surplus_pages() fails */
+		unsigned long added = 0;
+
+		/* gather_surplus_pages(): overcommit makes up what the pool lacks. */
+		while (h->free_huge_pages - h->resv_huge_pages < (unsigned long)delta) {
+			if (!alloc_surplus_hugetlb_folio(h)) {
+				/* Give back the surplus pages taken for nothing. */
+				while (added--) {
+					struct folio *folio = remove_pool_hugetlb_folio(h, true);
+
+					if (folio)
+						list_add(&folio->lru, freed);
+				}
+				return -ENOMEM;
+			}
+			added++;
+		}
 		h->resv_huge_pages += (unsigned long)delta;
 		return 0;
 	}
@@ -416,6 +453,15 @@ unsigned long huge_page_size(const struct hstate *h)
 	return HPAGE_SIZE;
 }
 
+void uhmm_hugetlb_set_nr_overcommit_hugepages(struct uhmm_machine *machine, unsigned long count)
+{
+	struct hstate *h = machine_hstate(machine);
+
+	hugetlb_lock(h);
+	h->nr_overcommit_huge_pages = count;
+	hugetlb_unlock(h);
+}
+
 int uhmm_hugetlb_stats(struct uhmm_machine *machine, struct hugetlb_stats *out)
 {
 	struct hstate *h;
@@ -429,6 +475,7 @@ int uhmm_hugetlb_stats(struct uhmm_machine *machine, struct hugetlb_stats *out)
 	out->rsvd = h->resv_huge_pages;
 	out->surp = h->surplus_huge_pages;
 	out->nr_hugepages = persistent_huge_pages(h);
+	out->nr_overcommit_hugepages = h->nr_overcommit_huge_pages;
 	out->hugepagesize = HPAGE_SIZE;
 	hugetlb_unlock(h);
 	return 0;
@@ -503,7 +550,8 @@ static struct folio *alloc_hugetlb_folio(struct vm_area_struct *vma, unsigned lo
 	else
 		reserved = !avoid_reserve && !(vma->vm_flags & VM_NORESERVE) && resv &&
 			   resv_map_has_reservation(resv, idx);
-	if (!reserved && h->free_huge_pages <= h->resv_huge_pages) {
+	if (!reserved && h->free_huge_pages <= h->resv_huge_pages &&
+	    !alloc_surplus_hugetlb_folio(h)) {
 		hugetlb_unlock(h);
 		return NULL;
 	}
@@ -550,6 +598,7 @@ static int hugetlb_mmap_prepare_shared(struct vm_area_struct *vma)
 		if (!err)
 			memset(shared->state, HRESV_RESERVED, nr);
 		hugetlb_unlock(h);
+		free_folio_list(&freed);
 		if (err) {
 			free(shared);
 			return err;
@@ -629,6 +678,7 @@ int hugetlb_mmap_prepare(struct vm_area_struct *vma)
 	hugetlb_lock(h);
 	err = hugetlb_acct_memory(h, (long)nr, &freed);
 	hugetlb_unlock(h);
+	free_folio_list(&freed);
 	if (err) {
 		free(resv);
 		return err;

@@ -54,6 +54,8 @@
  * @free_huge_pages: folios on @free_list (HugePages_Free).
  * @resv_huge_pages: free folios promised to mappings (HugePages_Rsvd).
  * @surplus_huge_pages: folios beyond the persistent size (HugePages_Surp).
+ * @nr_overcommit_huge_pages: vm.nr_overcommit_hugepages: how many surplus
+ *                            folios reservations and faults may allocate.
  */
 struct hstate {
 	pthread_mutex_t lock;
@@ -62,6 +64,7 @@ struct hstate {
 	unsigned long free_huge_pages;
 	unsigned long resv_huge_pages;
 	unsigned long surplus_huge_pages;
+	unsigned long nr_overcommit_huge_pages;
 };
 
 /**

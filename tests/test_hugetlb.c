@@ -1037,3 +1037,44 @@ Test(hugetlb, hmm_range_fault_noreserve_sigbus_is_efault)
 	mmu_interval_notifier_remove(&sub);
 	mmput(mm);
 }
+
+/* ---- overcommit ---- */
+
+Test(hugetlb, overcommit_surplus_pages)
+{
+	struct mm_struct *mm = new_mm();
+	cr_assert_eq(uhmm_hugetlb_set_nr_hugepages(machine, 0), 0);
+	cr_assert_eq(map_huge(mm, 0, HPS, HUGE_PRIV), -ENOMEM, "no pool, no overcommit");
+	uhmm_hugetlb_set_nr_overcommit_hugepages(machine, 3);
+	cr_assert_eq(stats().nr_overcommit_hugepages, 3);
+	unsigned long free0 = uhmm_nr_free_pages(machine);
+
+	/* The reservation allocates surplus pages from the buddy allocator. */
+	unsigned long a = map_huge_ok(mm, 2 * HPS, HUGE_PRIV);
+	assert_pool(2, 2, 2, 2);
+	cr_assert_eq(stats().nr_hugepages, 0);
+	cr_assert_lt(uhmm_nr_free_pages(machine), free0 - 2 * NR + 1);
+	/* Two more would pass the limit: -ENOMEM, and the one taken goes back. */
+	cr_assert_eq(map_huge(mm, 0, 2 * HPS, HUGE_PRIV), -ENOMEM);
+	assert_pool(2, 2, 2, 2);
+	assert_audit_clean();
+
+	write_u64(mm, a, 1);
+	assert_pool(2, 1, 1, 2);
+	/* An unreserved fault takes the last surplus page the limit allows... */
+	unsigned long n = map_huge_ok(mm, 2 * HPS, HUGE_PRIV | MAP_NORESERVE);
+	write_u64(mm, n, 2);
+	assert_pool(3, 1, 1, 3);
+	/* ...and the next one gets SIGBUS. */
+	uint64_t v = 3;
+	cr_assert_eq(cpu_write(mm, n + HPS, &v, sizeof(v)), -EFAULT);
+	assert_audit_clean();
+	/* Released surplus pages return to the buddy allocator. */
+	cr_assert_eq(mm_munmap(mm, n, 2 * HPS), 0);
+	assert_pool(2, 1, 1, 2);
+	mmput(mm);
+	assert_pool(0, 0, 0, 0);
+	cr_assert_eq(uhmm_nr_free_pages(machine) + 1, uhmm_totalram_pages(machine));
+	uhmm_hugetlb_set_nr_overcommit_hugepages(machine, 0);
+	cr_assert_eq(uhmm_hugetlb_set_nr_hugepages(machine, 8), 8);
+}

@@ -61,6 +61,7 @@
  *        allocator when released).
  * @nr_hugepages: /proc/sys/vm/nr_hugepages: @total - @surp.
  * @hugepagesize: Hugepagesize in bytes (2 MiB).
+ * @nr_overcommit_hugepages: /proc/sys/vm/nr_overcommit_hugepages.
  */
 struct hugetlb_stats {
 	unsigned long total;
@@ -69,6 +70,7 @@ struct hugetlb_stats {
 	unsigned long surp;
 	unsigned long nr_hugepages;
 	unsigned long hugepagesize;
+	unsigned long nr_overcommit_hugepages;
 };
 
 /**
@@ -93,6 +95,16 @@ int uhmm_hugetlb_stats(struct uhmm_machine *machine, struct hugetlb_stats *out);
  * @count), as a read of nr_hugepages after the write shows.
  */
 long uhmm_hugetlb_set_nr_hugepages(struct uhmm_machine *machine, unsigned long count);
+
+/**
+ * uhmm_hugetlb_set_nr_overcommit_hugepages() - write
+ * /proc/sys/vm/nr_overcommit_hugepages: how many surplus pages (beyond
+ * nr_hugepages) mmap reservations and unreserved faults may take from the
+ * buddy allocator when the pool has no free page; released surplus pages
+ * go back to it.  0 (the default) turns overcommit off.  Takes the
+ * hugetlb lock.
+ */
+void uhmm_hugetlb_set_nr_overcommit_hugepages(struct uhmm_machine *machine, unsigned long count);
 
 /* ---- for other subsystems (hmm_range_fault, GUP, introspection) ---- */
 
