@@ -1078,3 +1078,46 @@ Test(hugetlb, overcommit_surplus_pages)
 	uhmm_hugetlb_set_nr_overcommit_hugepages(machine, 0);
 	cr_assert_eq(uhmm_hugetlb_set_nr_hugepages(machine, 8), 8);
 }
+
+/* ---- the audit sees hugetlb breakage ---- */
+
+Test(hugetlb, audit_catches_bad_pool_state)
+{
+	struct mm_struct *mm = new_mm();
+	unsigned long a = map_huge_ok(mm, 2 * HPS, HUGE_PRIV);
+	write_u64(mm, a, 1);
+	cr_assert_eq(uhmm_audit(machine, NULL), 0);
+
+	/* A reservation count the mappings do not hold. */
+	pthread_mutex_lock(&machine->hstate.lock);
+	machine->hstate.resv_huge_pages++;
+	pthread_mutex_unlock(&machine->hstate.lock);
+	cr_assert_gt(uhmm_audit(machine, NULL), 0);
+	pthread_mutex_lock(&machine->hstate.lock);
+	machine->hstate.resv_huge_pages--;
+	pthread_mutex_unlock(&machine->hstate.lock);
+
+	/* A pool page that went missing from the counters. */
+	pthread_mutex_lock(&machine->hstate.lock);
+	machine->hstate.nr_huge_pages++;
+	pthread_mutex_unlock(&machine->hstate.lock);
+	cr_assert_gt(uhmm_audit(machine, NULL), 0);
+	pthread_mutex_lock(&machine->hstate.lock);
+	machine->hstate.nr_huge_pages--;
+	pthread_mutex_unlock(&machine->hstate.lock);
+
+	/* A mapped hugetlb folio with a wrong mapcount. */
+	struct folio *folio = folio_at(mm, a);
+	atomic_fetch_add(&folio->_entire_mapcount, 1);
+	cr_assert_gt(uhmm_audit(machine, NULL), 0);
+	atomic_fetch_sub(&folio->_entire_mapcount, 1);
+
+	/* A free pool folio with a reference. */
+	struct folio *free_folio = list_first_entry(&machine->hstate.free_list, struct folio, lru);
+	atomic_fetch_add(&free_folio->_refcount, 1);
+	cr_assert_gt(uhmm_audit(machine, NULL), 0);
+	atomic_fetch_sub(&free_folio->_refcount, 1);
+
+	cr_assert_eq(uhmm_audit(machine, NULL), 0);
+	mmput(mm);
+}
