@@ -305,7 +305,9 @@ static int copy_page_range(struct vm_area_struct *dst_vma, struct vm_area_struct
 	struct mmu_notifier_range range;
 	int err;
 
-	if (!src_vma->anon_vma || !is_cow_mapping(src_vma->vm_flags))
+	/* Only a COW mapping that is copied at all (vma_needs_copy()) is write-protected. */
+	if (!is_cow_mapping(src_vma->vm_flags) ||
+	    (!src_vma->anon_vma && !(src_vma->vm_flags & VM_MIXEDMAP)))
 		return __copy_page_range(dst_vma, src_vma);
 	mmu_notifier_range_init(&range, MMU_NOTIFY_PROTECTION_PAGE, 0, src_vma->vm_mm,
 				src_vma->vm_start, src_vma->vm_end);

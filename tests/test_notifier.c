@@ -1141,3 +1141,110 @@ Test(notifier, hmm_mirror_follows_concurrent_changes)
 {
 	mirror_run(true);
 }
+
+/* ------------------------------------------------------------------ */
+/* Inserts and removes racing with invalidations                       */
+/* ------------------------------------------------------------------ */
+
+struct churn_sub {
+	struct mmu_interval_notifier sub;
+	atomic_int removed;     /* set once remove() returned */
+	atomic_int *late_calls; /* invalidate() after remove() returned */
+	atomic_int *calls;
+};
+
+static bool churn_invalidate(struct mmu_interval_notifier *sub,
+			     const struct mmu_notifier_range *range, unsigned long cur_seq)
+{
+	struct churn_sub *c = container_of(sub, struct churn_sub, sub);
+
+	(void)range;
+	/* Give a remove() that does not wait the time to return. */
+	for (int i = 0; i < 3; i++)
+		sched_yield();
+	if (atomic_load(&c->removed))
+		atomic_fetch_add(c->late_calls, 1);
+	mmu_interval_set_seq(sub, cur_seq);
+	atomic_fetch_add(c->calls, 1);
+	return true;
+}
+
+static const struct mmu_interval_notifier_ops churn_ops = { .invalidate = churn_invalidate };
+
+struct churn_ctx {
+	struct mm_struct *mm;
+	unsigned long base;
+	atomic_int late_calls, calls, errors;
+	atomic_int stop;
+	atomic_int ops; /* invalidating operations done */
+};
+
+static void *churn_registrar(void *arg)
+{
+	struct churn_ctx *ctx = arg;
+
+	for (int it = 0; it < 400; it++) {
+		struct churn_sub *c = calloc(1, sizeof(*c));
+		unsigned long seq;
+
+		c->late_calls = &ctx->late_calls;
+		c->calls = &ctx->calls;
+		if (mmu_interval_notifier_insert(&c->sub, ctx->mm, ctx->base + (unsigned long)(it % 8) * PG,
+						 4 * PG, &churn_ops))
+			atomic_fetch_add(&ctx->errors, 1);
+		/* Let at least one invalidation run while it is registered. */
+		for (int o = atomic_load(&ctx->ops); atomic_load(&ctx->ops) == o;)
+			sched_yield();
+		/* read_begin() returns an odd sequence the interval holds, after waiting. */
+		seq = mmu_interval_read_begin(&c->sub);
+		if (!(seq & 1))
+			atomic_fetch_add(&ctx->errors, 1);
+		mmu_interval_notifier_remove(&c->sub);
+		atomic_store(&c->removed, 1);
+		sched_yield();
+		/* Freed storage would make a late call a use after free (ASan). */
+		free(c);
+	}
+	return NULL;
+}
+
+static void *churn_invalidator(void *arg)
+{
+	struct churn_ctx *ctx = arg;
+	int i = 0;
+
+	while (!atomic_load(&ctx->stop)) {
+		if (mm_madvise(ctx->mm, ctx->base + (unsigned long)(i % 8) * PG, 4 * PG, MADV_DONTNEED))
+			atomic_fetch_add(&ctx->errors, 1);
+		i++;
+		atomic_fetch_add(&ctx->ops, 1);
+		sched_yield();
+	}
+	return NULL;
+}
+
+Test(notifier, insert_and_remove_race_invalidations)
+{
+	struct mm_struct *mm = new_mm();
+	struct churn_ctx ctx = { .mm = mm };
+	pthread_t reg[2], inv[2];
+
+	ctx.base = map_anon(mm, 0, 16 * PG, PROT_READ | PROT_WRITE, 0);
+	for (int i = 0; i < 2; i++)
+		cr_assert_eq(pthread_create(&inv[i], NULL, churn_invalidator, &ctx), 0);
+	for (int i = 0; i < 2; i++)
+		cr_assert_eq(pthread_create(&reg[i], NULL, churn_registrar, &ctx), 0);
+	for (int i = 0; i < 2; i++)
+		pthread_join(reg[i], NULL);
+	atomic_store(&ctx.stop, 1);
+	for (int i = 0; i < 2; i++)
+		pthread_join(inv[i], NULL);
+	cr_assert_eq(atomic_load(&ctx.errors), 0);
+	cr_assert_eq(atomic_load(&ctx.late_calls), 0, "invalidate() called after remove() returned");
+	cr_assert_eq(atomic_load(&mm->mm_count), 1, "an interval's mm reference leaked");
+	cr_assert_gt(atomic_load(&ctx.calls), 0);
+	cr_log_info("churn: %d invalidate() calls", atomic_load(&ctx.calls));
+	/* Idle again: the sequence is even and nothing is queued. */
+	cr_assert_eq(uhmm_audit(machine, NULL), 0);
+	mmput(mm);
+}
