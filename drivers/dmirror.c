@@ -555,43 +555,12 @@ static const struct mmu_interval_notifier_ops dmirror_min_ops = {
 /* READ / WRITE through hmm_range_fault()                              */
 /* ------------------------------------------------------------------ */
 
-/* The bounce buffer between the device and the caller's cmd.ptr. */
-struct dmirror_bounce {
-	char *ptr;
-	unsigned long size;
-	unsigned long addr;
-	unsigned long cpages;
-};
-
-static int dmirror_bounce_init(struct dmirror_bounce *bounce, unsigned long addr,
-			       unsigned long size)
-{
-	bounce->addr = addr;
-	bounce->size = size;
-	bounce->cpages = 0;
-	bounce->ptr = malloc(size);
-	return bounce->ptr ? 0 : -ENOMEM;
-}
-
-static void dmirror_bounce_fini(struct dmirror_bounce *bounce)
-{
-	free(bounce->ptr);
-}
-
 /* copy_to_user()/copy_from_user() of the host buffer: -EFAULT for NULL. */
 static int copy_to_user(uint64_t uptr, const void *src, size_t n)
 {
 	if (!uptr)
 		return -EFAULT;
 	memcpy((void *)(uintptr_t)uptr, src, n);
-	return 0;
-}
-
-static int copy_from_user(void *dst, uint64_t uptr, size_t n)
-{
-	if (!uptr)
-		return -EFAULT;
-	memcpy(dst, (const void *)(uintptr_t)uptr, n);
 	return 0;
 }
 
@@ -683,60 +652,85 @@ static int dmirror_fault(struct dmirror *dmirror, unsigned long start, unsigned 
 	return ret;
 }
 
-/* Copy device-mapped pages into the bounce buffer; -ENOENT at the first hole. */
-static int dmirror_do_read(struct dmirror *dmirror, unsigned long start, unsigned long end,
-			   struct dmirror_bounce *bounce)
+/*
+ * The first page of [start, end) the device cannot access (no entry, or,
+ * with @write, no write entry); @end when it can access them all.
+ * Needs dmirror->mutex.
+ */
+static unsigned long dmirror_first_missing(struct dmirror *dmirror, unsigned long start,
+					   unsigned long end, bool write)
 {
-	char *ptr = bounce->ptr + ((start - bounce->addr) & PAGE_MASK);
+	for (unsigned long addr = start; addr < end; addr += PAGE_SIZE) {
+		uintptr_t entry = dpt_load(&dmirror->pt, addr >> PAGE_SHIFT);
 
+		if (!entry || (write && (entry & DPT_TAG_MASK) != DPT_XA_TAG_WRITE))
+			return addr;
+	}
+	return end;
+}
+
+/*
+ * Copy [start, end), all of it device-mapped, to the caller's buffer.
+ * Needs dmirror->mutex.  test_hmm copies into a bounce buffer page by page
+ * as it goes and copies that out at the end; uhmm checks that the whole
+ * range is mapped first and then copies straight into the caller's buffer,
+ * which leaves the buffer untouched on failure just the same, without a
+ * second copy (a host bounce buffer costs first-touch faults).
+ */
+static int dmirror_do_read(struct dmirror *dmirror, unsigned long start, unsigned long end,
+			   uint64_t uptr)
+{
+	char *ptr = (char *)(uintptr_t)uptr;
+
+	if (!uptr)
+		return -EFAULT;
 	for (unsigned long addr = start; addr < end; addr += PAGE_SIZE, ptr += PAGE_SIZE) {
 		struct page *page = dpt_entry_page(dpt_load(&dmirror->pt, addr >> PAGE_SHIFT));
 
-		if (!page)
-			return -ENOENT;
 		memcpy(ptr, page_address(page), PAGE_SIZE);
-		bounce->cpages++;
 	}
 	return 0;
 }
 
 static int dmirror_read(struct dmirror *dmirror, struct hmm_dmirror_cmd *cmd)
 {
-	struct dmirror_bounce bounce;
-	unsigned long start = cmd->addr, size = cmd->npages << PAGE_SHIFT, end = start + size;
+	unsigned long start = cmd->addr, end = start + (cmd->npages << PAGE_SHIFT);
 	int ret;
 
 	if (!mmget_not_zero(dmirror->mm))
 		return -EINVAL;
-	ret = dmirror_bounce_init(&bounce, start, size);
-	if (ret)
-		goto out_mmput;
 	for (;;) {
+		unsigned long missing;
+
 		pthread_mutex_lock(&dmirror->mutex);
-		ret = dmirror_do_read(dmirror, start, end, &bounce);
-		pthread_mutex_unlock(&dmirror->mutex);
-		if (ret != -ENOENT)
+		missing = dmirror_first_missing(dmirror, cmd->addr, end, false);
+		if (missing == end) {
+			ret = dmirror_do_read(dmirror, cmd->addr, end, cmd->ptr);
+			pthread_mutex_unlock(&dmirror->mutex);
 			break;
-		start = cmd->addr + (bounce.cpages << PAGE_SHIFT);
+		}
+		pthread_mutex_unlock(&dmirror->mutex);
+		start = missing;
 		ret = dmirror_fault(dmirror, start, end, false);
 		if (ret)
 			break;
 		cmd->faults++;
 	}
 	if (ret == 0)
-		ret = copy_to_user(cmd->ptr, bounce.ptr, bounce.size);
-	cmd->cpages = bounce.cpages;
-	dmirror_bounce_fini(&bounce);
-out_mmput:
+		cmd->cpages = cmd->npages;
 	mmput(dmirror->mm);
 	return ret;
 }
 
-/* Copy the bounce buffer into write-mapped device pages; -ENOENT at the first that is not. */
+/*
+ * Copy the caller's buffer into write-mapped device pages, stopping with
+ * -ENOENT at the first page that is not (the pages before it are written,
+ * as in test_hmm).  Needs dmirror->mutex.
+ */
 static int dmirror_do_write(struct dmirror *dmirror, unsigned long start, unsigned long end,
-			    struct dmirror_bounce *bounce)
+			    struct hmm_dmirror_cmd *cmd)
 {
-	const char *ptr = bounce->ptr + ((start - bounce->addr) & PAGE_MASK);
+	const char *ptr = (const char *)(uintptr_t)cmd->ptr + (start - cmd->addr);
 
 	for (unsigned long addr = start; addr < end; addr += PAGE_SIZE, ptr += PAGE_SIZE) {
 		uintptr_t entry = dpt_load(&dmirror->pt, addr >> PAGE_SHIFT);
@@ -745,41 +739,32 @@ static int dmirror_do_write(struct dmirror *dmirror, unsigned long start, unsign
 		if (!page || (entry & DPT_TAG_MASK) != DPT_XA_TAG_WRITE)
 			return -ENOENT;
 		memcpy(page_address(page), ptr, PAGE_SIZE);
-		bounce->cpages++;
+		cmd->cpages++;
 	}
 	return 0;
 }
 
 static int dmirror_write(struct dmirror *dmirror, struct hmm_dmirror_cmd *cmd)
 {
-	struct dmirror_bounce bounce;
-	unsigned long start = cmd->addr, size = cmd->npages << PAGE_SHIFT, end = start + size;
+	unsigned long start = cmd->addr, end = start + (cmd->npages << PAGE_SHIFT);
 	int ret;
 
+	if (!cmd->ptr)
+		return -EFAULT; /* copy_from_user() of the whole buffer fails first */
 	if (!mmget_not_zero(dmirror->mm))
 		return -EINVAL;
-	ret = dmirror_bounce_init(&bounce, start, size);
-	if (ret)
-		goto out_mmput;
-	ret = copy_from_user(bounce.ptr, cmd->ptr, bounce.size);
-	if (ret)
-		goto out_bounce;
 	for (;;) {
 		pthread_mutex_lock(&dmirror->mutex);
-		ret = dmirror_do_write(dmirror, start, end, &bounce);
+		ret = dmirror_do_write(dmirror, start, end, cmd);
 		pthread_mutex_unlock(&dmirror->mutex);
 		if (ret != -ENOENT)
 			break;
-		start = cmd->addr + (bounce.cpages << PAGE_SHIFT);
+		start = cmd->addr + (cmd->cpages << PAGE_SHIFT);
 		ret = dmirror_fault(dmirror, start, end, true);
 		if (ret)
 			break;
 		cmd->faults++;
 	}
-	cmd->cpages = bounce.cpages;
-out_bounce:
-	dmirror_bounce_fini(&bounce);
-out_mmput:
 	mmput(dmirror->mm);
 	return ret;
 }
@@ -882,9 +867,8 @@ static int dmirror_migrate_finalize_and_map(struct migrate_vma *args, struct dmi
 
 static int dmirror_migrate_to_device(struct dmirror *dmirror, struct hmm_dmirror_cmd *cmd)
 {
-	unsigned long start = cmd->addr, size = cmd->npages << PAGE_SHIFT, end = start + size;
+	unsigned long start = cmd->addr, end = start + (cmd->npages << PAGE_SHIFT);
 	struct mm_struct *mm = dmirror->mm;
-	struct dmirror_bounce bounce;
 	unsigned long *src_pfns, *dst_pfns;
 	int ret = 0;
 
@@ -933,16 +917,13 @@ static int dmirror_migrate_to_device(struct dmirror *dmirror, struct hmm_dmirror
 		goto out_free;
 
 	/* Return the migrated data for verification, read through the device. */
-	ret = dmirror_bounce_init(&bounce, start, size);
-	if (ret)
-		goto out_free;
 	pthread_mutex_lock(&dmirror->mutex);
-	ret = dmirror_do_read(dmirror, start, end, &bounce);
+	cmd->cpages = (dmirror_first_missing(dmirror, start, end, false) - start) >> PAGE_SHIFT;
+	if (cmd->cpages == cmd->npages)
+		ret = dmirror_do_read(dmirror, start, end, cmd->ptr);
+	else
+		ret = -ENOENT;
 	pthread_mutex_unlock(&dmirror->mutex);
-	if (ret == 0)
-		ret = copy_to_user(cmd->ptr, bounce.ptr, bounce.size);
-	cmd->cpages = bounce.cpages;
-	dmirror_bounce_fini(&bounce);
 out_free:
 	free(src_pfns);
 	free(dst_pfns);

@@ -537,7 +537,10 @@ Test(dmirror, migrate_argument_errors)
 					MAP_SHARED | MAP_ANONYMOUS, NULL, 0);
 	cr_assert(IS_ALIGNED(shared, PAGE_SIZE) && (long)shared > 0);
 	fill_pattern(mm, shared, 4 * PAGE_SIZE, 18);
+	memset(buf, 0x3c, sizeof(buf));
 	cr_assert_eq(dcmd(d0, HMM_DMIRROR_MIGRATE_TO_DEV, shared, buf, 4, &cmd), -ENOENT);
+	for (size_t i = 0; i < 4 * PAGE_SIZE; i++)
+		cr_assert_eq(buf[i], 0x3c, "nothing read back on failure");
 	cr_assert_eq(stats(0).calloc - stats(0).cfree, 0);
 	dmirror_release(d0);
 	dmirror_release(d1);
