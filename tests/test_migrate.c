@@ -429,6 +429,9 @@ Test(migrate, ram_to_ram)
 		cr_assert_eq(pfn_at(mm, addr + i * PAGE_SIZE), m.dst[i] >> MIGRATE_PFN_SHIFT);
 		assert_ram_page(mm, addr + i * PAGE_SIZE);
 		cr_assert(pte_write(read_pte(mm, addr + i * PAGE_SIZE)));
+		/* Dirty (through the folio) and soft-dirty survive the migration entry. */
+		cr_assert(pte_dirty(read_pte(mm, addr + i * PAGE_SIZE)));
+		cr_assert(pagemap(mm, addr + i * PAGE_SIZE) & PM_SOFT_DIRTY);
 	}
 	/* The old pages were freed: as many pages free as before. */
 	cr_assert_eq(uhmm_nr_free_pages(machine), nfree);
@@ -1413,5 +1416,92 @@ Test(migrate, pinned_thp_is_not_split)
 	assert_audit_clean();
 	unpin_user_page(pinned);
 	check_pattern(mm, addr, PMD_SIZE, 35);
+	mmput(mm);
+}
+
+/* ---- insertion into an untouched VMA ---- */
+
+Test(migrate, untouched_vma_gets_tables_and_anon_vma)
+{
+	struct mm_struct *mm = new_mm();
+	unsigned long addr = map_rw(mm, 4 * PAGE_SIZE);
+	struct tdev *d = &devs[0];
+	static struct mig m;
+
+	tdev_create(d, MEMORY_DEVICE_PRIVATE);
+	mmap_read_lock(mm);
+	cr_assert_null(vma_lookup(mm, addr)->anon_vma);
+	cr_assert_null(pmd_off(mm, addr));
+	mmap_read_unlock(mm);
+	cr_assert_eq(to_dev(mm, addr, 4, d, &m), 4);
+	for (int i = 0; i < 4; i++) {
+		cr_assert_eq(m.src[i], MIGRATE_PFN_MIGRATE);
+		assert_dev_page(mm, addr + i * PAGE_SIZE, d);
+	}
+	mmap_read_lock(mm);
+	cr_assert_not_null(vma_lookup(mm, addr)->anon_vma);
+	mmap_read_unlock(mm);
+	cr_assert_eq(mm_get_rss(mm, MM_ANONPAGES), 4);
+	assert_audit_clean();
+	check_zero(mm, addr, 4 * PAGE_SIZE);
+	mmput(mm);
+}
+
+Test(migrate, insertion_fails_without_page_tables)
+{
+	struct mm_struct *mm = new_mm();
+	unsigned long addr = map_rw(mm, 4 * PAGE_SIZE);
+	struct tdev *d = &devs[0];
+	static struct mig m;
+	struct fault_attr attr = { .probability = 100, .interval = 1, .times = -1 };
+
+	tdev_create(d, MEMORY_DEVICE_PRIVATE);
+	cr_assert_eq(mig_setup(&m, mm, addr, 4, MIGRATE_VMA_SELECT_SYSTEM, d), 0);
+	cr_assert_eq(m.args.cpages, 4);
+	copy_entries(m.src, m.dst, 4, d);
+	/* No RAM for the page tables: no hole can be filled. */
+	uhmm_fail_page_alloc(machine, &attr);
+	migrate_vma_pages(&m.args);
+	uhmm_fail_page_alloc(machine, NULL);
+	cr_assert_gt(uhmm_fail_page_alloc_count(machine), 0);
+	for (int i = 0; i < 4; i++)
+		cr_assert_eq(m.src[i] & MIGRATE_PFN_MIGRATE, 0);
+	migrate_vma_finalize(&m.args);
+	mmap_read_unlock(mm);
+	/* The driver's pages went back to it; nothing is mapped. */
+	cr_assert_eq(d->nr_free, DEV_PAGES);
+	cr_assert_eq(atomic_load(&d->nr_folio_free), 4);
+	cr_assert_eq(mm_get_rss(mm, MM_ANONPAGES), 0);
+	cr_assert_eq(pagemap(mm, addr) & (PM_PRESENT | PM_SWAP), 0);
+	assert_audit_clean();
+	check_zero(mm, addr, 4 * PAGE_SIZE);
+	mmput(mm);
+}
+
+Test(migrate, coherent_range_eviction)
+{
+	struct mm_struct *mm = new_mm();
+	unsigned long addr = map_rw(mm, 8 * PAGE_SIZE);
+	struct tdev *d = &devs[0];
+	static struct mig m;
+	static unsigned long src[DEV_PAGES], dst[DEV_PAGES];
+
+	tdev_create(d, MEMORY_DEVICE_COHERENT);
+	populate(mm, addr, 8, 36);
+	cr_assert_eq(to_dev(mm, addr, 8, d, &m), 8);
+	/* Coherent pages are mapped by present PTEs: the reverse map unmaps them. */
+	cr_assert_eq(migrate_device_range(src, d->first_pfn, DEV_PAGES), 0);
+	for (int i = 0; i < 8; i++)
+		cr_assert(is_migration_entry(pte_to_swp_entry(read_pte(mm, addr + i * PAGE_SIZE))));
+	copy_entries(src, dst, DEV_PAGES, NULL);
+	migrate_device_pages(src, dst, DEV_PAGES);
+	migrate_device_finalize(src, dst, DEV_PAGES);
+	for (int i = 0; i < 8; i++) {
+		assert_ram_page(mm, addr + i * PAGE_SIZE);
+		cr_assert(pte_write(read_pte(mm, addr + i * PAGE_SIZE)));
+	}
+	cr_assert_eq(d->nr_free, DEV_PAGES);
+	assert_audit_clean();
+	check_pattern(mm, addr, 8 * PAGE_SIZE, 36);
 	mmput(mm);
 }
