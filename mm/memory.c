@@ -552,6 +552,34 @@ static vm_fault_t do_fault(struct vm_area_struct *vma, pmd_t *pmd, unsigned long
 }
 
 /*
+ * device_private_migrate_to_ram() - the common end of a fault on a
+ * device-private entry, PTE or PMD: with @ptl held and vmf->page the
+ * entry's page, take a reference and trylock the folio (a locked folio is
+ * being migrated: drop the ptl, wait for the unlock and return 0 so the
+ * access retries, as Linux does), drop the ptl and call the driver's
+ * migrate_to_ram().  Return: 0 (retry) or what migrate_to_ram returned.
+ */
+static vm_fault_t device_private_migrate_to_ram(struct vm_fault *vmf, pthread_mutex_t *ptl)
+{
+	struct folio *folio = page_folio(vmf->page);
+	vm_fault_t ret;
+
+	/* The entry holds a reference, so this one cannot fail under the ptl. */
+	folio_get(folio);
+	if (!folio_trylock(folio)) {
+		folio_put(folio);
+		folio_wait_locked_unlock(folio, ptl);
+		return 0;
+	}
+	spin_unlock(ptl);
+	ret = page_pgmap(vmf->page)->ops->migrate_to_ram(vmf);
+	/* vmf->page is still locked, even if the driver split its folio. */
+	folio_unlock(page_folio(vmf->page));
+	put_page(vmf->page);
+	return ret;
+}
+
+/*
  * do_swap_page(), for the entries uhmm has: a migration entry waits for
  * the migration to finish; a device-private entry asks the driver to
  * migrate the page back (ops->migrate_to_ram) with the device page
@@ -567,8 +595,6 @@ static vm_fault_t do_swap_page(struct vm_area_struct *vma, pmd_t *pmd, unsigned 
 	pte_t orig = ptep_get(pte);
 	swp_entry_t e = pte_to_swp_entry(orig);
 	struct vm_fault vmf;
-	struct folio *folio;
-	vm_fault_t ret;
 
 	if (is_migration_entry(e)) {
 		folio_wait_locked_unlock(page_folio(pfn_to_page(swp_offset_pfn(e))), ptl);
@@ -584,20 +610,7 @@ static vm_fault_t do_swap_page(struct vm_area_struct *vma, pmd_t *pmd, unsigned 
 				 .pgoff = linear_page_index(vma, addr & PAGE_MASK), .flags = flags,
 				 .page = pfn_to_page(swp_offset_pfn(e)), .pmd = pmd, .pte = pte,
 				 .orig_pte = orig };
-	folio = page_folio(vmf.page);
-	/* The entry holds a reference, so this one cannot fail under the ptl. */
-	folio_get(folio);
-	if (!folio_trylock(folio)) {
-		folio_put(folio);
-		folio_wait_locked_unlock(folio, ptl);
-		return 0;
-	}
-	spin_unlock(ptl);
-	ret = page_pgmap(vmf.page)->ops->migrate_to_ram(&vmf);
-	/* vmf.page is still locked, even if the driver split its folio. */
-	folio_unlock(page_folio(vmf.page));
-	put_page(vmf.page);
-	return ret;
+	return device_private_migrate_to_ram(&vmf, ptl);
 }
 
 /**
@@ -617,8 +630,6 @@ vm_fault_t do_huge_pmd_device_private(struct vm_area_struct *vma, pmd_t *pmd, un
 	pthread_mutex_t *ptl = pmd_lock(vma->vm_mm, pmd);
 	pmd_t val = pmdp_get(pmd);
 	struct vm_fault vmf;
-	struct folio *folio;
-	vm_fault_t ret;
 
 	if (!is_pmd_device_private_entry(val)) {
 		spin_unlock(ptl);
@@ -628,19 +639,7 @@ vm_fault_t do_huge_pmd_device_private(struct vm_area_struct *vma, pmd_t *pmd, un
 				 .pgoff = linear_page_index(vma, addr & PAGE_MASK), .flags = flags,
 				 .page = pfn_to_page(swp_offset_pfn(pmd_to_swp_entry(val))),
 				 .pmd = pmd, .pte = NULL, .orig_pte = __pte(pmd_val(val)) };
-	folio = page_folio(vmf.page);
-	folio_get(folio);
-	if (!folio_trylock(folio)) {
-		folio_put(folio);
-		folio_wait_locked_unlock(folio, ptl);
-		return 0;
-	}
-	spin_unlock(ptl);
-	ret = page_pgmap(vmf.page)->ops->migrate_to_ram(&vmf);
-	/* vmf.page is still locked, even if the driver split its folio. */
-	folio_unlock(page_folio(vmf.page));
-	put_page(vmf.page);
-	return ret;
+	return device_private_migrate_to_ram(&vmf, ptl);
 }
 
 /* handle_pte_fault() - the PTE level of a fault; the PMD points to a PTE table. */
