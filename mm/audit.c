@@ -560,6 +560,9 @@ static unsigned long audit_folio(struct audit *a, long idx)
 		violation(a, "folio %#lx runs past the end of RAM", folio_pfn(folio));
 		return 1;
 	}
+	if (test_page_flag(head, PG_migrate_anon_vma) && !folio_test_locked(folio))
+		violation(a, "folio %#lx holds a migration's anon_vma reference but is not locked",
+			  folio_pfn(folio));
 	for (unsigned long i = 0; i < nr; i++) {
 		struct page *page = folio_page(folio, i);
 		int maps = a->pte_maps[idx + (long)i];
@@ -713,6 +716,9 @@ static void audit_device_range(struct audit *a, const struct audit_range *r)
 			if (PageTail(page) && folio_ref_count(page_folio(page)))
 				violation(a, "device pfn %#lx: tail of in-use folio %#lx seen alone",
 					  r->start_pfn + i, folio_pfn(page_folio(page)));
+			else if (test_page_flag(page, PG_migrate_anon_vma))
+				violation(a, "device pfn %#lx is free but holds a migration's anon_vma "
+					  "reference", r->start_pfn + i);
 			else if (a->pte_maps[idx] || a->pmd_maps[idx] ||
 				 atomic_load(&page->_mapcount) != -1)
 				violation(a, "device pfn %#lx is free but mapped (%d PTEs, %d PMDs, "
@@ -723,6 +729,9 @@ static void audit_device_range(struct audit *a, const struct audit_range *r)
 		}
 		folio = (struct folio *)(void *)page;
 		nr = folio_nr_pages(folio);
+		if (test_page_flag(page, PG_migrate_anon_vma) && !folio_test_locked(folio))
+			violation(a, "device folio %#lx holds a migration's anon_vma reference but "
+				  "is not locked", folio_pfn(folio));
 		if (i + nr > r->nr_pages) {
 			violation(a, "device folio %#lx runs past its range", folio_pfn(folio));
 			return;

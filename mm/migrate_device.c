@@ -429,6 +429,48 @@ static bool migrate_vma_check_page(struct page *page, struct page *fault_page)
 }
 
 /*
+ * The anon_vma reference of a collected folio.  Once try_to_migrate() has
+ * turned every mapping into a migration entry the folio is no longer
+ * mapped, and nothing else keeps its anon_vma alive: migrate_device_range()
+ * and migrate_device_pfns() hold no mmap_lock, and even migrate_vma_*()
+ * holds only its own mm's, not that of a forked child whose mappings are
+ * replaced here.  If those mms munmap or exit before finalize, the
+ * anon_vma would be freed under remove_migration_ptes().  So, as Linux's
+ * migrators do with folio_get_anon_vma(), a reference is taken before
+ * try_to_migrate() and dropped once the migration entries are gone.
+ *
+ * uhmm differs from Linux in how it remembers that: the pfn-array encoding
+ * is public and has no spare bit, so the source folio (locked from
+ * collection to finalize) carries PG_migrate_anon_vma on its head while
+ * the reference is held.  folio_migrate_mapping() copies the anon_vma to
+ * the destination and leaves it in the source's mapping too, and the
+ * locked, referenced source cannot be freed or re-anchored meanwhile, so
+ * the reference is always found through the source.  The audit checks that
+ * only a locked folio carries the flag.
+ */
+static void migrate_device_get_anon_vma(struct folio *folio)
+{
+	struct page *head = folio_head(folio);
+
+	if (test_page_flag(head, PG_migrate_anon_vma))
+		return;
+	if (folio_get_anon_vma(folio))
+		set_page_flag(head, PG_migrate_anon_vma);
+}
+
+static void migrate_device_put_anon_vma(struct folio *folio)
+{
+	struct page *head = folio_head(folio);
+	unsigned long mapping;
+
+	if (!test_page_flag(head, PG_migrate_anon_vma))
+		return;
+	clear_page_flag(head, PG_migrate_anon_vma);
+	mapping = (unsigned long)__atomic_load_n(&folio->mapping, __ATOMIC_ACQUIRE);
+	put_anon_vma((struct anon_vma *)(mapping & ~PAGE_MAPPING_ANON));
+}
+
+/*
  * migrate_device_unmap(): for every collected page, replace the mappings
  * it still has elsewhere with migration entries and check it can migrate;
  * restore (and drop from src) those that cannot.
@@ -454,8 +496,10 @@ static unsigned long migrate_device_unmap(unsigned long *src_pfns, unsigned long
 			continue;
 		}
 		folio = page_folio(page);
-		if (folio_mapped(folio))
+		if (folio_mapped(folio)) {
+			migrate_device_get_anon_vma(folio);
 			try_to_migrate(folio, 0);
+		}
 		if (folio_mapped(folio) || !migrate_vma_check_page(page, fault_page)) {
 			src_pfns[i] &= ~MIGRATE_PFN_MIGRATE;
 			restore++;
@@ -472,6 +516,7 @@ static unsigned long migrate_device_unmap(unsigned long *src_pfns, unsigned long
 			continue;
 		folio = page_folio(page);
 		remove_migration_ptes(folio, folio, 0);
+		migrate_device_put_anon_vma(folio);
 		src_pfns[i] = 0;
 		if (folio != fault_folio)
 			folio_unlock(folio);
@@ -756,6 +801,8 @@ static void __migrate_device_finalize(unsigned long *src_pfns, unsigned long *ds
 			dst = src; /* restore */
 		}
 		remove_migration_ptes(src, dst, 0);
+		/* The entries are gone (or an exit zapped them): the anon_vma may go. */
+		migrate_device_put_anon_vma(src);
 		if (src != fault_folio)
 			folio_unlock(src);
 		folio_put(src);
@@ -830,7 +877,9 @@ static unsigned long migrate_device_pfn_lock(unsigned long pfn)
  * No lock needed; takes folio locks, the anon_vma lock and page-table
  * locks.  Every collected page is unmapped from every mm through the
  * reverse map (migration entries); pages that cannot be (referenced
- * elsewhere) are restored and their entry is 0.  Continue with
+ * elsewhere) are restored and their entry is 0.  The anon_vma of each
+ * collected anonymous folio is referenced until migrate_device_finalize(),
+ * so the mms may munmap or exit meanwhile.  Continue with
  * migrate_device_pages() and migrate_device_finalize().
  *
  * Return: 0.

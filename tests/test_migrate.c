@@ -1043,6 +1043,114 @@ Test(migrate, device_pfns_eviction_partial)
 	mmput(mm);
 }
 
+/*
+ * Collect every page of @d (16 in use, mapped at @addr of @mm) with
+ * migrate_device_range(); each collected folio is locked and holds a
+ * reference on its anon_vma (PG_migrate_anon_vma) across the eviction.
+ */
+static void evict_collect(struct tdev *d, unsigned long *src)
+{
+	unsigned long collected = 0;
+
+	cr_assert_eq(migrate_device_range(src, d->first_pfn, DEV_PAGES), 0);
+	for (unsigned long i = 0; i < DEV_PAGES; i++) {
+		struct page *page = migrate_pfn_to_page(src[i]);
+
+		if (!page)
+			continue;
+		collected++;
+		cr_assert(folio_test_locked(page_folio(page)));
+		cr_assert(test_page_flag(page, PG_migrate_anon_vma), "pfn %#lx", page_to_pfn(page));
+		cr_assert_not(folio_mapped(page_folio(page)));
+	}
+	cr_assert_eq(collected, 16);
+}
+
+/* After finalize no device page keeps the flag, the lock or a bad free. */
+static void assert_evict_done(struct tdev *d)
+{
+	cr_assert_eq(d->nr_free, DEV_PAGES);
+	cr_assert_eq(atomic_load(&d->bad_free), 0);
+	for (unsigned long i = 0; i < DEV_PAGES; i++) {
+		struct page *page = pfn_to_page(d->first_pfn + i);
+
+		cr_assert_not(test_page_flag(page, PG_migrate_anon_vma));
+		cr_assert_not(folio_test_locked(page_folio(page)));
+	}
+}
+
+/*
+ * The mm exits between collection and finalize: its exit zaps the migration
+ * entries and frees its VMAs; only the eviction's reference keeps the
+ * anon_vma alive for remove_migration_ptes() (ASan catches a freed walk).
+ * Every device page returns to the driver, every RAM destination is freed.
+ */
+Test(migrate, device_range_eviction_mm_exits_before_finalize)
+{
+	struct mm_struct *mm = new_mm();
+	unsigned long addr = map_rw(mm, 16 * PAGE_SIZE);
+	struct tdev *d = &devs[0];
+	static struct mig m;
+	static unsigned long src[DEV_PAGES], dst[DEV_PAGES];
+	unsigned long free_pages;
+
+	tdev_create(d, MEMORY_DEVICE_PRIVATE);
+	populate(mm, addr, 16, 27);
+	cr_assert_eq(to_dev(mm, addr, 16, d, &m), 16);
+	evict_collect(d, src);
+	mmput(mm); /* the last user: exit_mmap() while the entries are migration entries */
+	cr_assert_eq(d->nr_free, DEV_PAGES - 16); /* the eviction still holds them */
+	free_pages = uhmm_nr_free_pages(machine);
+	copy_entries(src, dst, DEV_PAGES, NULL);
+	cr_assert_eq(uhmm_nr_free_pages(machine), free_pages - 16);
+	migrate_device_pages(src, dst, DEV_PAGES);
+	migrate_device_finalize(src, dst, DEV_PAGES);
+	assert_evict_done(d);
+	cr_assert_eq(uhmm_nr_free_pages(machine), free_pages);
+	assert_audit_clean();
+}
+
+/*
+ * Half the range is unmapped between collection and finalize: those
+ * entries' destinations are freed, the other half is mapped to RAM.
+ */
+Test(migrate, device_range_eviction_munmap_before_finalize)
+{
+	struct mm_struct *mm = new_mm();
+	unsigned long addr = map_rw(mm, 16 * PAGE_SIZE);
+	struct tdev *d = &devs[0];
+	static struct mig m;
+	static unsigned long src[DEV_PAGES], dst[DEV_PAGES];
+	unsigned long free_pages;
+
+	tdev_create(d, MEMORY_DEVICE_PRIVATE);
+	populate(mm, addr, 16, 28);
+	cr_assert_eq(to_dev(mm, addr, 16, d, &m), 16);
+	evict_collect(d, src);
+	cr_assert_eq(mm_munmap(mm, addr, 8 * PAGE_SIZE), 0);
+	cr_assert_eq(mm_get_rss(mm, MM_SWAPENTS) + mm_get_rss(mm, MM_ANONPAGES), 8);
+	free_pages = uhmm_nr_free_pages(machine);
+	copy_entries(src, dst, DEV_PAGES, NULL);
+	migrate_device_pages(src, dst, DEV_PAGES);
+	migrate_device_finalize(src, dst, DEV_PAGES);
+	assert_evict_done(d);
+	cr_assert_eq(uhmm_nr_free_pages(machine), free_pages - 8);
+	for (int i = 8; i < 16; i++)
+		assert_ram_page(mm, addr + i * PAGE_SIZE);
+	check_at(mm, addr, 8 * PAGE_SIZE, 8 * PAGE_SIZE, 28);
+	assert_audit_clean();
+	/* A full unmap too, with the mm alive: nothing is left to map. */
+	cr_assert_eq(to_dev(mm, addr + 8 * PAGE_SIZE, 8, d, &m), 8);
+	cr_assert_eq(migrate_device_range(src, d->first_pfn, DEV_PAGES), 0);
+	cr_assert_eq(mm_munmap(mm, addr + 8 * PAGE_SIZE, 8 * PAGE_SIZE), 0);
+	copy_entries(src, dst, DEV_PAGES, NULL);
+	migrate_device_pages(src, dst, DEV_PAGES);
+	migrate_device_finalize(src, dst, DEV_PAGES);
+	assert_evict_done(d);
+	assert_audit_clean();
+	mmput(mm);
+}
+
 /* ---- THP: collected by splitting ---- */
 
 Test(migrate, thp_is_split_then_migrated)

@@ -50,6 +50,9 @@ enum pageflags {
 	PG_lazyfree_marker, /* unused: lazyfree is !PG_swapbacked on an anon folio */
 	PG_zero,            /* the shared zero page or the huge zero folio */
 	PG_hugetlb,         /* a hugetlb pool folio (Linux's PGTY_hugetlb page type), on the head */
+	PG_migrate_anon_vma,/* uhmm-only, on the head of a locked source folio: the pfn-based
+			     * migration (migrate_device_range/pfns) holds a reference on its
+			     * anon_vma, dropped in migrate_device_finalize() */
 	__NR_PAGEFLAGS,
 };
 
