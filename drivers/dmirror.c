@@ -163,11 +163,15 @@ static bool dpt_erase_node(struct dpt *pt, struct dpt_node *node, int level, uns
 			   unsigned long match_hi)
 {
 	unsigned long span = 1UL << (DPT_BITS * level);
+	/* Only the slots [first, last] overlaps: an erase of one page is one path. */
+	unsigned long begin = first > base ? (first - base) / span : 0;
+	unsigned long end = last - base >= span * (DPT_FANOUT - 1) ? DPT_FANOUT - 1
+								   : (last - base) / span;
 
-	for (unsigned int i = 0; i < DPT_FANOUT && node->count; i++) {
-		unsigned long lo = base + i * span, hi = lo + span - 1;
+	for (unsigned long i = begin; i <= end && node->count; i++) {
+		unsigned long lo = base + i * span;
 
-		if (hi < first || lo > last || !node->slots[i])
+		if (!node->slots[i])
 			continue;
 		if (level == 0) {
 			if (match_lo <= match_hi) {
