@@ -57,7 +57,7 @@
 #if defined(STRESS_TSAN)
 #define STRESS_DEFAULT_OPS 12000
 #elif defined(STRESS_ASAN)
-#define STRESS_DEFAULT_OPS 40000
+#define STRESS_DEFAULT_OPS 25000
 #else
 #define STRESS_DEFAULT_OPS 50000
 #endif
