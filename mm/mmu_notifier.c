@@ -208,8 +208,16 @@ static int __mmu_interval_notifier_insert(struct mmu_interval_notifier *sub, str
 	return 0;
 }
 
-static int insert_check(unsigned long start, unsigned long length)
+static int insert_check(unsigned long start, unsigned long length,
+			const struct mmu_interval_notifier_ops *ops)
 {
+	/*
+	 * uhmm differs from Linux on purpose: Linux does not check @ops and
+	 * oopses at the first invalidation; uhmm refuses an interval without
+	 * an invalidate() callback with -EINVAL, before anything changes.
+	 */
+	if (!ops || !ops->invalidate)
+		return -EINVAL;
 	/* Linux: length 0 or start + length - 1 wrapping is -EOVERFLOW. */
 	if (length == 0 || start + (length - 1) < start)
 		return -EOVERFLOW;
@@ -219,13 +227,13 @@ static int insert_check(unsigned long start, unsigned long length)
 /**
  * mmu_interval_notifier_insert() - see uhmm/mmu_notifier.h.  Takes mmap_lock
  * for writing the first time @mm gets an interval.
- * Return: 0, -EOVERFLOW or -ENOMEM.
+ * Return: 0, -EINVAL (@ops or ops->invalidate NULL), -EOVERFLOW or -ENOMEM.
  */
 int mmu_interval_notifier_insert(struct mmu_interval_notifier *interval_sub, struct mm_struct *mm,
 				 unsigned long start, unsigned long length,
 				 const struct mmu_interval_notifier_ops *ops)
 {
-	int ret = insert_check(start, length);
+	int ret = insert_check(start, length, ops);
 
 	if (ret)
 		return ret;
@@ -242,14 +250,14 @@ int mmu_interval_notifier_insert(struct mmu_interval_notifier *interval_sub, str
 /**
  * mmu_interval_notifier_insert_locked() - mmu_interval_notifier_insert()
  * with mmap_lock already held for writing.
- * Return: 0, -EOVERFLOW or -ENOMEM.
+ * Return: 0, -EINVAL (@ops or ops->invalidate NULL), -EOVERFLOW or -ENOMEM.
  */
 int mmu_interval_notifier_insert_locked(struct mmu_interval_notifier *interval_sub,
 					struct mm_struct *mm, unsigned long start,
 					unsigned long length,
 					const struct mmu_interval_notifier_ops *ops)
 {
-	int ret = insert_check(start, length);
+	int ret = insert_check(start, length, ops);
 
 	if (ret)
 		return ret;

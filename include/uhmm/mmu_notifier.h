@@ -138,7 +138,9 @@ struct mmu_interval_notifier {
  *          start 0, length ULONG_MAX).
  * @ops: callbacks.
  *
- * Return: 0, -EOVERFLOW when the range wraps, -ENOMEM.
+ * Return: 0, -EOVERFLOW when the range wraps or @length is 0, -EINVAL
+ * when @ops or ops->invalidate is NULL (uhmm only: Linux oopses later),
+ * -ENOMEM.
  */
 int mmu_interval_notifier_insert(struct mmu_interval_notifier *interval_sub, struct mm_struct *mm,
 				 unsigned long start, unsigned long length,
