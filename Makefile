@@ -7,6 +7,11 @@
 #   make test-plain  the plain run only
 #   make test-asan   the AddressSanitizer + UndefinedBehaviorSanitizer run only
 #   make test-tsan   the ThreadSanitizer run only
+#   make fuzz        build the libFuzzer harness (fuzz/uhmm_fuzz.c) with clang,
+#                    ASan and UBSan, and fuzz for FUZZ_SECONDS (default 60)
+#                    from the seed corpus fuzz/corpus; new inputs go to
+#                    build-fuzz/corpus, crash inputs to build-fuzz/artifacts
+#   make fuzz-corpus regenerate the seed corpus (fuzz/gen_corpus.c)
 #   make format      clang-format every C file in place
 
 DEBIAN_PACKAGES := meson ninja-build pkg-config libcriterion-dev
@@ -14,7 +19,8 @@ MESON ?= meson
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BENCH_ARGS ?=
 
-.PHONY: all deps build bench test test-plain test-asan test-tsan format clean
+.PHONY: all deps fuzz-deps build bench test test-plain test-asan test-tsan fuzz fuzz-corpus \
+	format clean
 
 all: build
 
@@ -82,8 +88,73 @@ test-tsan: build-tsan/build.ninja
 	@grep -h '^tsan: ' build-tsan/meson-logs/testlog.txt | \
 		awk '{ p += $$2; f += $$4; s += $$6 } END { printf "tsan: %d passed, %d failed, %d skipped\n", p, f, s }'
 
+# ---- fuzzing (clang's libFuzzer; no meson: one object per source file) ----
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_DIR := build-fuzz
+FUZZ_SRCS := $(wildcard mm/*.c) drivers/dmirror.c fuzz/uhmm_fuzz.c
+FUZZ_OBJS := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(FUZZ_SRCS))
+FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -fno-strict-aliasing -Wall -Wextra -Werror -g -O2 \
+	-Iinclude -Imm -pthread -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_ARGS ?=
+
+# clang and its libFuzzer runtime (Debian: clang, libclang-rt-N-dev), as root.
+fuzz-deps:
+	@have_fuzzer() { command -v $(FUZZ_CC) >/dev/null 2>&1 && \
+		test -f "$$($(FUZZ_CC) -print-file-name=libclang_rt.fuzzer-$$(uname -m).a)"; }; \
+	if ! have_fuzzer; then \
+		if [ "$$(id -u)" != 0 ]; then \
+			echo "missing: $(FUZZ_CC) with libFuzzer (run 'make fuzz-deps' as root)"; exit 1; \
+		fi; \
+		apt-get update -qq; \
+		command -v $(FUZZ_CC) >/dev/null 2>&1 || \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -qq clang >/dev/null; \
+		ver=$$($(FUZZ_CC) -dumpversion | cut -d. -f1); \
+		echo "installing: clang libclang-rt-$$ver-dev"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq libclang-rt-$$ver-dev >/dev/null; \
+		have_fuzzer || { echo "libFuzzer still missing after installing clang"; exit 1; }; \
+	fi
+
+# The library gets edge counters only: comparison tracing (trace-cmp) in
+# the audits' and device-memory walks' loops over every page made each
+# input 10x slower; the harness, which decodes the input, keeps it.
+$(FUZZ_DIR)/obj/%.o: %.c | fuzz-deps
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -fno-sanitize-coverage=trace-cmp \
+		-MMD -MP -c $< -o $@
+
+$(FUZZ_DIR)/obj/fuzz/uhmm_fuzz.o: fuzz/uhmm_fuzz.c | fuzz-deps
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -MMD -MP -c $< -o $@
+
+$(FUZZ_DIR)/uhmm_fuzz: $(FUZZ_OBJS)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer $^ -o $@
+
+-include $(FUZZ_OBJS:.o=.d)
+
+# Fuzz for FUZZ_SECONDS; print libFuzzer's final figures; a crash fails
+# (its input is in $(FUZZ_DIR)/artifacts; replay it with
+# build-plain/fuzz/fuzz_replay FILE).
+fuzz: $(FUZZ_DIR)/uhmm_fuzz
+	@mkdir -p $(FUZZ_DIR)/corpus $(FUZZ_DIR)/artifacts
+	@echo "fuzzing for $(FUZZ_SECONDS) s (log: $(FUZZ_DIR)/fuzz.log)"
+	@./$(FUZZ_DIR)/uhmm_fuzz -max_total_time=$(FUZZ_SECONDS) -timeout=60 -max_len=2048 \
+		-rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/artifacts/ \
+		$(FUZZ_ARGS) $(FUZZ_DIR)/corpus fuzz/corpus >$(FUZZ_DIR)/fuzz.log 2>&1; rc=$$?; \
+	grep -E '^#[0-9]+[[:space:]]+(INITED|DONE)|^stat::' $(FUZZ_DIR)/fuzz.log; \
+	if [ $$rc != 0 ]; then \
+		tail -n 60 $(FUZZ_DIR)/fuzz.log; \
+		echo "fuzz: FAILED (exit $$rc); crash inputs:"; ls -l $(FUZZ_DIR)/artifacts; exit 1; \
+	fi; \
+	echo "fuzz: clean, $$(ls $(FUZZ_DIR)/corpus | wc -l) new inputs in $(FUZZ_DIR)/corpus"
+
+fuzz-corpus: build-plain/build.ninja
+	ninja -C build-plain fuzz/gen_corpus
+	rm -f fuzz/corpus/[0-9][0-9]-*
+	./build-plain/fuzz/gen_corpus fuzz/corpus
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf build-plain build-asan build-tsan build-release
+	rm -rf build-plain build-asan build-tsan build-release $(FUZZ_DIR)

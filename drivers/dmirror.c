@@ -272,6 +272,8 @@ struct dmirror_device {
 	struct pfn_stack free_folios;
 	unsigned long calloc;
 	unsigned long cfree;
+
+	struct fault_injector fail_devmem_alloc;
 };
 
 /**
@@ -300,7 +302,46 @@ struct dmirror {
 	pthread_mutex_t mutex;
 	struct dpt pt;
 	_Atomic uint64_t flags;
+	struct dmirror *next_open; /* on open_mirrors */
 };
+
+/*
+ * Every open mirror of the process, as the fd table knows every open file:
+ * a handle that is not on the list was released (or never opened), and
+ * dmirror_ioctl(), dmirror_mmap() and dmirror_release() refuse it with
+ * -EBADF, as fdget() of a closed fd does, without touching its memory.
+ * (Like an fd number, a released handle may be reused by a later open.)
+ */
+static pthread_mutex_t open_mirrors_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct dmirror *open_mirrors;
+
+/* Is @dmirror open?  Compares pointers only: a released one is never read. */
+static bool dmirror_is_open(const struct dmirror *dmirror)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&open_mirrors_lock);
+	for (struct dmirror *d = open_mirrors; d && !found; d = d->next_open)
+		found = d == dmirror;
+	pthread_mutex_unlock(&open_mirrors_lock);
+	return found;
+}
+
+/* Take @dmirror off the open list; false if it was not on it (a double close). */
+static bool dmirror_close_handle(struct dmirror *dmirror)
+{
+	bool found = false;
+
+	pthread_mutex_lock(&open_mirrors_lock);
+	for (struct dmirror **link = &open_mirrors; *link; link = &(*link)->next_open)
+		if (*link == dmirror) {
+			*link = dmirror->next_open;
+			found = true;
+			break;
+		}
+	pthread_mutex_unlock(&open_mirrors_lock);
+	return found;
+}
 
 static struct dmirror_chunk *dmirror_page_to_chunk(struct page *page)
 {
@@ -463,6 +504,8 @@ static struct folio *dmirror_devmem_alloc(struct dmirror *dmirror, bool is_large
 	struct page *dpage;
 	struct folio *folio;
 
+	if (should_fail(&mdevice->fail_devmem_alloc, is_large ? HPAGE_PMD_ORDER : 0))
+		return NULL;
 	pthread_mutex_lock(&mdevice->lock);
 	dpage = dmirror_pop_free(mdevice, is_large);
 	pthread_mutex_unlock(&mdevice->lock);
@@ -1055,13 +1098,15 @@ static int dmirror_migrate_to_system(struct dmirror *dmirror, struct hmm_dmirror
 		ret = migrate_vma_setup(&args);
 		if (ret)
 			break;
-		if (dmirror_devmem_fault_alloc_and_copy(&args, dmirror))
-			ret = -ENOMEM;
+		/*
+		 * As test_hmm: a page whose system page could not be allocated
+		 * stays on the device and is not counted in cpages; the call
+		 * still returns 0 and goes on with the next batch.
+		 */
+		dmirror_devmem_fault_alloc_and_copy(&args, dmirror);
 		migrate_vma_pages(&args);
 		cmd->cpages += dmirror_successful_migrated_pages(&args);
 		migrate_vma_finalize(&args);
-		if (ret)
-			break;
 	}
 	mmap_read_unlock(mm);
 out_free:
@@ -1419,8 +1464,8 @@ int dmirror_ioctl(struct dmirror *dmirror, unsigned long request, struct hmm_dmi
 	struct hmm_dmirror_cmd cmd;
 	int ret;
 
-	if (!dmirror)
-		return -EINVAL;
+	if (!dmirror_is_open(dmirror))
+		return -EBADF; /* a closed (or NULL) handle, as ioctl(2) of a closed fd */
 	if (!ucmd)
 		return -EFAULT;
 	cmd = *ucmd;
@@ -1541,6 +1586,10 @@ struct dmirror *dmirror_open(struct dmirror_module *mod, unsigned int minor, str
 		mmu_interval_notifier_remove(&dmirror->notifier);
 		goto err;
 	}
+	pthread_mutex_lock(&open_mirrors_lock);
+	dmirror->next_open = open_mirrors;
+	open_mirrors = dmirror;
+	pthread_mutex_unlock(&open_mirrors_lock);
 	return dmirror;
 err:
 	pthread_mutex_destroy(&dmirror->mutex);
@@ -1558,8 +1607,8 @@ void dmirror_release(struct dmirror *dmirror)
 {
 	struct dmirror_device *mdevice;
 
-	if (IS_ERR_OR_NULL(dmirror))
-		return;
+	if (IS_ERR_OR_NULL(dmirror) || !dmirror_close_handle(dmirror))
+		return; /* closing a closed handle: close(2) says -EBADF, and does nothing */
 	mdevice = dmirror->mdevice;
 	mmu_interval_notifier_remove(&dmirror->notifier);
 	dmirror_device_evict(mdevice);
@@ -1602,8 +1651,8 @@ static int dmirror_fops_mmap(struct vm_area_struct *vma, void *priv)
 long dmirror_mmap(struct dmirror *dmirror, unsigned long addr, unsigned long len, int prot,
 		  int flags)
 {
-	if (IS_ERR_OR_NULL(dmirror))
-		return -EINVAL;
+	if (!dmirror_is_open(dmirror))
+		return -EBADF; /* mmap(2) of a closed fd */
 	return mm_mmap_device(dmirror->mm, addr, len, prot, flags, dmirror_fops_mmap, dmirror);
 }
 
@@ -1615,6 +1664,7 @@ static int dmirror_device_init(struct dmirror_device *mdevice)
 {
 	pthread_mutex_init(&mdevice->devmem_lock, NULL);
 	pthread_mutex_init(&mdevice->lock, NULL);
+	fault_injector_init(&mdevice->fail_devmem_alloc);
 	/* Build a list of free ZONE_DEVICE struct pages */
 	return dmirror_allocate_chunk(mdevice, NULL, false);
 }
@@ -1626,6 +1676,7 @@ static void dmirror_device_remove(struct dmirror_device *mdevice)
 	free(mdevice->free_folios.pfns);
 	pthread_mutex_destroy(&mdevice->devmem_lock);
 	pthread_mutex_destroy(&mdevice->lock);
+	fault_injector_destroy(&mdevice->fail_devmem_alloc);
 }
 
 /**
@@ -1706,8 +1757,10 @@ int dmirror_device_stats(struct dmirror_module *mod, unsigned int minor, struct 
 {
 	struct dmirror_device *mdevice;
 
-	if (IS_ERR_OR_NULL(mod) || minor >= DMIRROR_NDEVICES || !st)
+	if (IS_ERR_OR_NULL(mod) || minor >= DMIRROR_NDEVICES)
 		return -ENODEV;
+	if (!st)
+		return -EINVAL;
 	mdevice = &mod->devices[minor];
 	memset(st, 0, sizeof(*st));
 	pthread_mutex_lock(&mdevice->devmem_lock);
@@ -1722,6 +1775,43 @@ int dmirror_device_stats(struct dmirror_module *mod, unsigned int minor, struct 
 	pthread_mutex_unlock(&mdevice->lock);
 	pthread_mutex_unlock(&mdevice->devmem_lock);
 	return 0;
+}
+
+/**
+ * dmirror_fail_devmem_alloc() - set or clear failure injection for device
+ * @minor's memory allocator (order 0 and PMD-order device folios).
+ * Takes the injector's lock.  Return: 0, or -ENODEV for a bad minor.
+ */
+int dmirror_fail_devmem_alloc(struct dmirror_module *mod, unsigned int minor,
+			      const struct fault_attr *attr)
+{
+	if (IS_ERR_OR_NULL(mod) || minor >= DMIRROR_NDEVICES)
+		return -ENODEV;
+	fault_injector_set(&mod->devices[minor].fail_devmem_alloc, attr);
+	return 0;
+}
+
+/**
+ * dmirror_fail_devmem_alloc_count() - failures injected into device
+ * @minor's allocator since its rule was set; 0 for a bad minor.  Lock-free.
+ */
+unsigned long dmirror_fail_devmem_alloc_count(struct dmirror_module *mod, unsigned int minor)
+{
+	if (IS_ERR_OR_NULL(mod) || minor >= DMIRROR_NDEVICES)
+		return 0;
+	return fault_injector_count(&mod->devices[minor].fail_devmem_alloc);
+}
+
+/**
+ * dmirror_fail_devmem_alloc_calls() - allocations device @minor's rule has
+ * counted as eligible since it was set; 0 for a bad minor.  Takes the
+ * injector's lock.
+ */
+unsigned long dmirror_fail_devmem_alloc_calls(struct dmirror_module *mod, unsigned int minor)
+{
+	if (IS_ERR_OR_NULL(mod) || minor >= DMIRROR_NDEVICES)
+		return 0;
+	return fault_injector_calls(&mod->devices[minor].fail_devmem_alloc);
 }
 
 struct dmirror_audit {

@@ -846,11 +846,15 @@ static void audit_inode(struct audit *a, struct inode *inode, unsigned long *mma
 int uhmm_audit(struct uhmm_machine *machine, FILE *report)
 {
 	struct audit a = { .machine = machine, .report = report };
-	unsigned long nr = machine->nr_pages;
 	struct memremap_info *info;
 	struct mm_struct *mm;
-	long nr_idx = (long)nr;
+	unsigned long nr;
+	long nr_idx;
 
+	if (IS_ERR_OR_NULL(machine))
+		return -EINVAL; /* uhmm only: nothing to audit */
+	nr = machine->nr_pages;
+	nr_idx = (long)nr;
 	pthread_mutex_lock(&machine->pgmap_lock);
 	a.dev = calloc((size_t)machine->nr_pgmaps + 1, sizeof(*a.dev));
 	if (a.dev)

@@ -127,6 +127,8 @@ static int cpu_access(struct mm_struct *mm, unsigned long addr, size_t len, stru
 	size_t done = 0;
 	int err = 0;
 
+	if (!mm)
+		return -EINVAL; /* uhmm only: a NULL mm would oops in Linux */
 	if (!len)
 		return 0;
 	if (end < addr || end > TASK_SIZE)
@@ -172,6 +174,9 @@ int cpu_read(struct mm_struct *mm, unsigned long addr, void *buf, size_t len)
 {
 	struct cpu_access acc = { .op = CPU_READ, .buf = buf };
 
+	/* The copy to a NULL buffer faults (copy_to_user): before any page is touched. */
+	if (!buf && len)
+		return -EFAULT;
 	return cpu_access(mm, addr, len, &acc);
 }
 
@@ -179,6 +184,9 @@ int cpu_write(struct mm_struct *mm, unsigned long addr, const void *buf, size_t 
 {
 	struct cpu_access acc = { .op = CPU_WRITE, .src = buf };
 
+	/* The copy from a NULL buffer faults (copy_from_user): nothing is written. */
+	if (!buf && len)
+		return -EFAULT;
 	return cpu_access(mm, addr, len, &acc);
 }
 
@@ -195,6 +203,8 @@ static int cpu_atomic(struct mm_struct *mm, unsigned long addr, struct cpu_acces
 {
 	int err;
 
+	if (!mm)
+		return -EINVAL; /* uhmm only: a NULL mm would oops in Linux */
 	if (!IS_ALIGNED(addr, sizeof(uint64_t)))
 		return -EINVAL;
 	err = cpu_access(mm, addr, sizeof(uint64_t), acc);

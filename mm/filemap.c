@@ -441,28 +441,49 @@ void truncate_pagecache(struct inode *inode, loff_t newsize)
 
 /* ---- read and write ---- */
 
+/*
+ * rw_check() - what pread(2)/pwrite(2) check before a byte moves, in
+ * Linux's order: ksys_pread64()'s negative @pos (-EINVAL, before the fd is
+ * looked at), the file's mode (-EBADF), access_ok() of the buffer (-EFAULT
+ * for a range no address space holds: above PTRDIFF_MAX or wrapping), and
+ * rw_verify_area()'s pos + count past LLONG_MAX (-EINVAL).  A NULL buffer
+ * passes: the copy itself faults, and only if bytes are to be copied.
+ */
+static ssize_t rw_check(struct file *file, unsigned int mode, const void *buf, size_t count,
+			loff_t pos)
+{
+	if (pos < 0)
+		return -EINVAL;
+	if (!file || !(file->f_mode & mode))
+		return -EBADF;
+	if (count > (size_t)PTRDIFF_MAX || (uintptr_t)buf + count < (uintptr_t)buf)
+		return -EFAULT;
+	if ((loff_t)((uint64_t)pos + count) < 0)
+		return -EINVAL;
+	return 0;
+}
+
 ssize_t uhmm_pread(struct file *file, void *buf, size_t count, loff_t pos)
 {
 	struct address_space *mapping;
 	struct inode *inode;
 	size_t done = 0;
 	loff_t size;
+	ssize_t err = rw_check(file, FMODE_READ, buf, count, pos);
 
-	if (!file || !(file->f_mode & FMODE_READ))
-		return -EBADF;
-	if (pos < 0)
-		return -EINVAL;
+	if (err)
+		return err;
 	if (!count)
 		return 0;
-	if (!buf)
-		return -EFAULT;
 	inode = file->f_inode;
 	mapping = file->f_mapping;
 	if (count > MAX_RW_COUNT)
 		count = MAX_RW_COUNT;
 	size = i_size_read(inode);
 	if (pos >= size)
-		return 0;
+		return 0; /* nothing to copy: even a NULL @buf does not fault */
+	if (!buf)
+		return -EFAULT;
 	if ((loff_t)count > size - pos)
 		count = (size_t)(size - pos);
 	while (done < count) {
@@ -488,12 +509,10 @@ ssize_t uhmm_pwrite(struct file *file, const void *buf, size_t count, loff_t pos
 	struct address_space *mapping;
 	struct inode *inode;
 	size_t done = 0;
-	int err = 0;
+	int err = (int)rw_check(file, FMODE_WRITE, buf, count, pos);
 
-	if (!file || !(file->f_mode & FMODE_WRITE))
-		return -EBADF;
-	if (pos < 0)
-		return -EINVAL;
+	if (err)
+		return err;
 	if (!count)
 		return 0;
 	if (pos >= MAX_LFS_FILESIZE)

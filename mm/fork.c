@@ -328,8 +328,12 @@ static int copy_page_range(struct vm_area_struct *dst_vma, struct vm_area_struct
  */
 struct mm_struct *mm_fork(struct mm_struct *oldmm)
 {
-	struct mm_struct *mm = mm_alloc(oldmm->machine);
+	struct mm_struct *mm;
 	int err = 0;
+
+	if (!oldmm)
+		return ERR_PTR(-EINVAL); /* uhmm only: a NULL mm would oops in Linux */
+	mm = mm_alloc(oldmm->machine);
 
 	if (IS_ERR(mm))
 		return mm;

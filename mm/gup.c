@@ -509,6 +509,8 @@ static bool is_valid_gup_args(struct page **pages, int *locked, unsigned int *fl
 long get_user_pages_remote(struct mm_struct *mm, unsigned long start, unsigned long nr_pages,
 			   unsigned int gup_flags, struct page **pages, int *locked)
 {
+	if (!mm)
+		return -EINVAL; /* uhmm only: a NULL mm would oops in Linux */
 	if (!is_valid_gup_args(pages, locked, &gup_flags, pages ? FOLL_GET : 0))
 		return -EINVAL;
 	if (!nr_pages)
@@ -519,6 +521,8 @@ long get_user_pages_remote(struct mm_struct *mm, unsigned long start, unsigned l
 long pin_user_pages_remote(struct mm_struct *mm, unsigned long start, unsigned long nr_pages,
 			   unsigned int gup_flags, struct page **pages, int *locked)
 {
+	if (!mm)
+		return -EINVAL; /* uhmm only: a NULL mm would oops in Linux */
 	if (!is_valid_gup_args(pages, locked, &gup_flags, FOLL_PIN))
 		return -EINVAL;
 	if (!nr_pages)
@@ -539,6 +543,8 @@ static int gup_fast_fallback(struct mm_struct *mm, unsigned long start, int nr_p
 	unsigned long len, end;
 	long ret;
 
+	if (!mm)
+		return -EINVAL; /* uhmm only: a NULL mm would oops in Linux */
 	if (flags & ~GUP_FAST_FLAGS)
 		return -EINVAL;
 	start &= PAGE_MASK;

@@ -395,13 +395,14 @@ static int hmm_walk(struct hmm_vma_walk *hmm_vma_walk, unsigned long start, unsi
  */
 int hmm_range_fault(struct hmm_range *range)
 {
-	struct hmm_vma_walk hmm_vma_walk = {
-		.range = range,
-		.mm = range->notifier->mm,
-		.last = range->start,
-	};
+	struct hmm_vma_walk hmm_vma_walk = {.range = range};
 	int ret;
 
+	/* uhmm only: Linux oopses on a missing range, notifier or output array. */
+	if (!range || !range->notifier || !range->notifier->mm || !range->hmm_pfns)
+		return -EINVAL;
+	hmm_vma_walk.mm = range->notifier->mm;
+	hmm_vma_walk.last = range->start;
 	if (!IS_ALIGNED(range->start, PAGE_SIZE) || !IS_ALIGNED(range->end, PAGE_SIZE) ||
 	    range->start >= range->end)
 		return -EINVAL;

@@ -120,6 +120,14 @@ vm_fault_t do_huge_pmd_anonymous_page(struct vm_area_struct *vma, pmd_t *pmd, un
 	uint64_t *pgtable;
 	pmd_t entry;
 
+	/*
+	 * vmf_anon_prepare() comes first, for the huge zero folio too, as in
+	 * Linux: so a VMA that only ever read the huge zero folio has an
+	 * anon_vma, and fork copies its PMD (vma_needs_copy()).  Found by
+	 * the differential suite (uhmm's child came up without it).
+	 */
+	if (anon_vma_prepare(vma))
+		return VM_FAULT_OOM;
 	if (!(flags & FAULT_FLAG_WRITE) && mm->machine->huge_zero_enabled) {
 		folio = mm_get_huge_zero_folio(mm);
 		if (!folio)
@@ -139,8 +147,6 @@ vm_fault_t do_huge_pmd_anonymous_page(struct vm_area_struct *vma, pmd_t *pmd, un
 			pt_free_table(mm, pgtable);
 		return 0;
 	}
-	if (anon_vma_prepare(vma))
-		return VM_FAULT_OOM;
 	folio = folio_alloc(mm->machine, GFP_TRANSHUGE | __GFP_ZERO, HPAGE_PMD_ORDER);
 	if (!folio)
 		return VM_FAULT_FALLBACK;
@@ -165,15 +171,56 @@ vm_fault_t do_huge_pmd_anonymous_page(struct vm_area_struct *vma, pmd_t *pmd, un
 	return 0;
 }
 
+/*
+ * do_huge_zero_wp_pmd() - a write to the huge zero folio: replace the PMD
+ * with a new zeroed THP, as Linux (6.13+) does, instead of splitting.
+ * Return: 0 when mapped (or the PMD changed meanwhile), VM_FAULT_FALLBACK
+ * when no THP could be had.  Found by the differential suite (uhmm split
+ * the PMD and allocated a 4 KiB page).
+ */
+static vm_fault_t do_huge_zero_wp_pmd(struct vm_area_struct *vma, pmd_t *pmd, unsigned long haddr)
+{
+	struct mm_struct *mm = vma->vm_mm;
+	struct mmu_notifier_range range;
+	struct folio *folio;
+	pthread_mutex_t *ptl;
+	pmd_t entry;
+
+	if (anon_vma_prepare(vma))
+		return VM_FAULT_FALLBACK;
+	folio = folio_alloc(mm->machine, GFP_TRANSHUGE | __GFP_ZERO, HPAGE_PMD_ORDER);
+	if (!folio)
+		return VM_FAULT_FALLBACK;
+	entry = pmd_mkyoung(pmd_mkdirty(pmd_mkwrite(
+		pfn_pmd(folio_pfn(folio), vm_get_page_prot(vma->vm_flags)))));
+	mmu_notifier_range_init(&range, MMU_NOTIFY_CLEAR, 0, mm, haddr, haddr + HPAGE_PMD_SIZE);
+	mmu_notifier_invalidate_range_start(&range);
+	ptl = pmd_lock(mm, pmd);
+	if (!pmd_leaf(pmdp_get(pmd)) || !is_huge_zero_pmd(mm, pmdp_get(pmd))) {
+		spin_unlock(ptl);
+		mmu_notifier_invalidate_range_end(&range);
+		folio_put(folio);
+		return 0; /* changed meanwhile: walk again */
+	}
+	/* The deposited PTE table stays for the new leaf. */
+	folio_add_new_anon_rmap(folio, vma, haddr, true);
+	add_mm_counter(mm, MM_ANONPAGES, HPAGE_PMD_NR);
+	set_pmd(pmd, entry);
+	spin_unlock(ptl);
+	mmu_notifier_invalidate_range_end(&range);
+	return 0;
+}
+
 /**
  * do_huge_pmd_wp_page() - write fault on a read-only PMD leaf.
  * @vma: the VMA (writable); mmap_lock held for reading.
  * @pmd: the PMD slot.
  * @addr: the faulting address.
  *
- * An exclusive THP is made writable in place.  The huge zero folio, and a
- * THP that others may still map, are split into PTEs and the fault falls
- * back to the PTE level, as Linux does.
+ * An exclusive THP is made writable in place.  The huge zero folio is
+ * replaced by a new THP (do_huge_zero_wp_pmd()); when none can be had it,
+ * and a THP that others may still map, are split into PTEs and the fault
+ * falls back to the PTE level, as Linux does.
  *
  * Return: 0, or VM_FAULT_FALLBACK after splitting.
  */
@@ -189,7 +236,12 @@ vm_fault_t do_huge_pmd_wp_page(struct vm_area_struct *vma, pmd_t *pmd, unsigned 
 		spin_unlock(ptl);
 		return 0; /* changed meanwhile: walk again */
 	}
-	if (!is_huge_zero_pmd(mm, val)) {
+	if (is_huge_zero_pmd(mm, val)) {
+		spin_unlock(ptl);
+		if (!(do_huge_zero_wp_pmd(vma, pmd, addr & PMD_MASK) & VM_FAULT_FALLBACK))
+			return 0;
+		ptl = pmd_lock(mm, pmd);
+	} else {
 		folio = page_folio(pfn_to_page(pmd_pfn(val)));
 		if (PageAnonExclusive(folio_head(folio))) {
 			reuse = true;

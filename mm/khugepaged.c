@@ -78,7 +78,14 @@ static enum scan_result scan_pmd(struct mm_struct *mm, pmd_t *pmd)
 		if (folio_ref_count(folio) != folio_mapcount(folio))
 			return SCAN_PAGE_COUNT;
 	}
-	return writable ? SCAN_SUCCEED : SCAN_PAGE_RO;
+	/*
+	 * MADV_COLLAPSE does not need a writable PTE: Linux 6.18 collapses
+	 * read-only pages (after mprotect, or write-protected by fork) and
+	 * ranges of zero pages too (found by the differential suite; uhmm
+	 * returned -EINVAL for SCAN_PAGE_RO).
+	 */
+	(void)writable;
+	return SCAN_SUCCEED;
 }
 
 /*
@@ -91,6 +98,7 @@ static enum scan_result collapse_pmd(struct vm_area_struct *vma, pmd_t *pmd, uns
 	struct mm_struct *mm = vma->vm_mm;
 	struct mmu_notifier_range range;
 	struct folio *folio;
+	pmd_t entry;
 	pthread_mutex_t *pmd_ptl, *pte_ptl;
 	pte_t *ptes;
 	long old_anon = 0;
@@ -133,8 +141,11 @@ static enum scan_result collapse_pmd(struct vm_area_struct *vma, pmd_t *pmd, uns
 	pgtable_trans_huge_deposit(mm, pmd, (uint64_t *)ptes);
 	folio_add_new_anon_rmap(folio, vma, haddr, true);
 	add_mm_counter(mm, MM_ANONPAGES, (long)HPAGE_PMD_NR - old_anon);
-	set_pmd(pmd, pmd_mkyoung(pmd_mkdirty(pmd_mkwrite(
-			     pfn_pmd(folio_pfn(folio), vm_get_page_prot(vma->vm_flags))))));
+	/* maybe_pmd_mkwrite(): writable only in a VM_WRITE VMA. */
+	entry = pmd_mkyoung(pmd_mkdirty(pfn_pmd(folio_pfn(folio), vm_get_page_prot(vma->vm_flags))));
+	if (vma->vm_flags & VM_WRITE)
+		entry = pmd_mkwrite(entry);
+	set_pmd(pmd, entry);
 	spin_unlock(pmd_ptl);
 	mmu_notifier_invalidate_range_end(&range);
 	return SCAN_SUCCEED;
@@ -163,6 +174,22 @@ int madvise_collapse(struct vm_area_struct *vma, unsigned long start, unsigned l
 	unsigned long thps = 0;
 
 	if (!vma_is_anonymous(vma) || (vma->vm_flags & (VM_NOHUGEPAGE | VM_HUGETLB)))
+		return -EINVAL;
+	/*
+	 * Linux's checks before any work, found by the differential suite
+	 * (uhmm returned 0 in all three cases):
+	 *  - thp_vma_allowable_order() outside a fault forbids THP in a VMA
+	 *    that never faulted (no anon_vma yet), and in one that cannot hold
+	 *    its last PMD-aligned 2 MiB range (too small, or pgoff not
+	 *    congruent);
+	 *  - a range inside one PMD (hend below hstart) fails: Linux compares
+	 *    the count of THPs made with (hend - hstart) >> PMD_SHIFT, which
+	 *    wraps, and reports its initial SCAN_FAIL as -EINVAL.
+	 */
+	if (!vma->anon_vma || vma->vm_end - vma->vm_start < PMD_SIZE ||
+	    !thp_vma_allowable(vma, ALIGN_DOWN(vma->vm_end - PMD_SIZE, PMD_SIZE), false))
+		return -EINVAL;
+	if (hend < hstart)
 		return -EINVAL;
 	for (unsigned long addr = hstart; addr < hend; addr += PMD_SIZE) {
 		pmd_t *pmd = pmd_off(mm, addr);

@@ -7,28 +7,6 @@
  */
 #include "internal.h"
 
-#ifndef MADV_DONTNEED_LOCKED
-#define MADV_DONTNEED_LOCKED 24
-#endif
-#ifndef MADV_POPULATE_READ
-#define MADV_POPULATE_READ 22
-#endif
-#ifndef MADV_POPULATE_WRITE
-#define MADV_POPULATE_WRITE 23
-#endif
-#ifndef MADV_COLD
-#define MADV_COLD 20
-#endif
-#ifndef MADV_PAGEOUT
-#define MADV_PAGEOUT 21
-#endif
-#ifndef MADV_WIPEONFORK
-#define MADV_WIPEONFORK 18
-#endif
-#ifndef MADV_KEEPONFORK
-#define MADV_KEEPONFORK 19
-#endif
-
 /* madvise_behavior_valid() for what this kernel is configured with (no KSM). */
 static bool madvise_behavior_valid(int behavior)
 {
@@ -198,16 +176,34 @@ static void madvise_free_range(struct vm_area_struct *vma, unsigned long start, 
 
 /* ---- MADV_POPULATE ---- */
 
-static int madvise_populate(struct vm_area_struct *vma, unsigned long start, unsigned long end,
+/*
+ * madvise_populate() - MADV_POPULATE_(READ|WRITE) of [start, end), as
+ * Linux's madvise_populate() through faultin_page_range(): not a walk that
+ * skips holes but one pass that stops at the first problem.  mmap_lock held
+ * for reading.
+ * Return: 0; -ENOMEM at a hole (what came before stays populated); -EINVAL
+ * for a VMA the access is not allowed in (check_vma_flags(): PFN/IO maps,
+ * a write without VM_WRITE, a read without VM_READ); -EFAULT for SIGSEGV or
+ * SIGBUS, -ENOMEM for OOM from the fault.
+ *
+ * Found by the differential suite: uhmm used to skip holes and populate the
+ * VMAs after them, and to return -EFAULT where Linux returns -EINVAL.
+ */
+static int madvise_populate(struct mm_struct *mm, unsigned long start, unsigned long end,
 			    bool write)
 {
-	if (vma->vm_flags & (VM_PFNMAP | VM_IO))
-		return -EINVAL;
 	for (unsigned long addr = start; addr < end;) {
-		vm_fault_t ret = handle_mm_fault(vma, addr, write ? FAULT_FLAG_WRITE : 0);
+		struct vm_area_struct *vma = vma_lookup(mm, addr);
+		vm_fault_t ret;
 
+		if (!vma)
+			return -ENOMEM;
+		if ((vma->vm_flags & (VM_PFNMAP | VM_IO)) ||
+		    !(vma->vm_flags & (write ? VM_WRITE : VM_READ)))
+			return -EINVAL;
+		ret = handle_mm_fault(vma, addr, write ? FAULT_FLAG_WRITE : 0);
 		if (ret & VM_FAULT_RETRY)
-			continue;
+			continue; /* mmap_lock is still held: look the VMA up again */
 		if (ret & VM_FAULT_ERROR)
 			return vm_fault_to_errno(ret);
 		addr += PAGE_SIZE;
@@ -285,9 +281,6 @@ static int madvise_vma(struct mm_struct *mm, struct vm_area_struct *vma, unsigne
 	case MADV_PAGEOUT:
 		/* Nothing to read ahead or reclaim into: there is no swap yet. */
 		return 0;
-	case MADV_POPULATE_READ:
-	case MADV_POPULATE_WRITE:
-		return madvise_populate(vma, start, end, behavior == MADV_POPULATE_WRITE);
 	case MADV_COLLAPSE:
 		return madvise_collapse(vma, start, end);
 	case MADV_NORMAL:
@@ -341,6 +334,8 @@ int mm_madvise(struct mm_struct *mm, unsigned long start, unsigned long len_in, 
 	int err = 0;
 	bool write;
 
+	if (!mm)
+		return -EINVAL; /* uhmm only: a NULL mm would oops in Linux */
 	if (!madvise_behavior_valid(behavior))
 		return -EINVAL;
 	if (offset_in_page(start))
@@ -359,6 +354,11 @@ int mm_madvise(struct mm_struct *mm, unsigned long start, unsigned long len_in, 
 		pthread_rwlock_wrlock(&mm->mmap_lock);
 	else
 		pthread_rwlock_rdlock(&mm->mmap_lock);
+	if (behavior == MADV_POPULATE_READ || behavior == MADV_POPULATE_WRITE) {
+		err = madvise_populate(mm, start, end, behavior == MADV_POPULATE_WRITE);
+		pthread_rwlock_unlock(&mm->mmap_lock);
+		return err;
+	}
 	/* madvise_walk_vmas(): advise each mapped piece, remember holes. */
 	for (;;) {
 		struct vm_area_struct *vma = find_vma(mm, start);

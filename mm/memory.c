@@ -692,14 +692,14 @@ vm_fault_t handle_mm_fault(struct vm_area_struct *vma, unsigned long addr, unsig
 	vm_fault_t ret;
 	int err;
 
-	if (is_vm_hugetlb_page(vma))
-		return hugetlb_fault(vma, addr, flags);
 	if (flags & FAULT_FLAG_WRITE) {
 		if (!(vma->vm_flags & VM_WRITE))
 			return VM_FAULT_SIGSEGV;
 	} else if (!(vma->vm_flags & VM_ACCESS_FLAGS)) {
 		return VM_FAULT_SIGSEGV;
 	}
+	if (is_vm_hugetlb_page(vma))
+		return hugetlb_fault(vma, addr, flags);
 	pmd = pmd_off_alloc(mm, addr);
 	if (!pmd)
 		return VM_FAULT_OOM;

@@ -135,19 +135,28 @@ static int migrate_vma_split_folio(struct folio *folio)
 {
 	struct page *head = folio_head(folio);
 	unsigned long nr = folio_nr_pages(folio);
+	struct anon_vma *anon_vma;
 
 	if (!folio_test_anon(folio) || folio_is_zone_device(folio) ||
 	    folio_maybe_dma_pinned(folio))
 		goto busy;
+	/*
+	 * While the folio is unmapped only migration entries point at it.
+	 * Our VMA (mmap_lock held) is linked to the folio's anon_vma, which
+	 * keeps it alive; hold a reference anyway, as Linux's
+	 * split_huge_page_to_list() does, so the remove_migration_ptes() walk
+	 * does not depend on which mm's lock the caller holds.
+	 */
+	anon_vma = folio_get_anon_vma(folio); /* NULL: nothing maps it any more */
 	try_to_migrate(folio, TTU_SPLIT_HUGE_PMD);
 	if (folio_mapped(folio) || !folio_ref_freeze(folio, 1)) {
 		remove_migration_ptes(folio, folio, 0);
-		goto busy;
+		goto busy_put;
 	}
 	if (__split_unmapped_folio(folio, 0)) {
 		folio_ref_unfreeze(folio, 1);
 		remove_migration_ptes(folio, folio, 0);
-		goto busy;
+		goto busy_put;
 	}
 	for (unsigned long i = 0; i < nr; i++) {
 		struct folio *small = page_folio(head + i);
@@ -158,7 +167,12 @@ static int migrate_vma_split_folio(struct folio *folio)
 		folio_unlock(small);
 		folio_put(small);
 	}
+	if (anon_vma)
+		put_anon_vma(anon_vma);
 	return 0;
+busy_put:
+	if (anon_vma)
+		put_anon_vma(anon_vma);
 busy:
 	folio_unlock(folio);
 	folio_put(folio);
@@ -851,9 +865,14 @@ void migrate_vma_finalize(struct migrate_vma *migrate)
  */
 static unsigned long migrate_device_pfn_lock(unsigned long pfn)
 {
-	struct page *page = pfn_to_page(pfn);
-	struct folio *folio = page_folio(page);
+	struct page *page;
+	struct folio *folio;
 
+	/* uhmm only: Linux trusts the driver's pfns; one without a page is skipped. */
+	if (!pfn_valid(pfn))
+		return 0;
+	page = pfn_to_page(pfn);
+	folio = page_folio(page);
 	if (folio_test_large(folio))
 		return 0;
 	if (!folio_try_get(folio))

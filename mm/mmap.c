@@ -127,6 +127,34 @@ void vma_link_file(struct vm_area_struct *vma, struct vm_area_struct *after)
 	i_mmap_unlock_write(vma->vm_file->f_mapping);
 }
 
+/**
+ * vm_area_alloc() - a new, empty VMA of @mm over [@start, @end).
+ * @mm: the address space it will belong to.
+ * @start: the first address (page aligned).
+ * @end: the end (page aligned, above @start).
+ * @vm_flags: its VM_* flags.
+ *
+ * Everything else is zero: no file, no ops, no anon_vma, empty lists.
+ * Needs no lock; the VMA is not in the tree yet.
+ *
+ * Return: the VMA, or NULL when memory is short.
+ */
+static struct vm_area_struct *vm_area_alloc(struct mm_struct *mm, unsigned long start,
+					    unsigned long end, unsigned long vm_flags)
+{
+	struct vm_area_struct *vma = calloc(1, sizeof(*vma));
+
+	if (!vma)
+		return NULL;
+	INIT_LIST_HEAD(&vma->anon_vma_chain);
+	INIT_LIST_HEAD(&vma->shared);
+	vma->vm_start = start;
+	vma->vm_end = end;
+	vma->vm_mm = mm;
+	vma->vm_flags = vm_flags;
+	return vma;
+}
+
 struct vm_area_struct *vm_area_dup(struct vm_area_struct *orig)
 {
 	struct vm_area_struct *new = malloc(sizeof(*new));
@@ -271,9 +299,12 @@ struct vm_area_struct *vma_try_merge_around(struct mm_struct *mm, size_t i)
 
 struct mm_struct *mm_alloc(struct uhmm_machine *machine)
 {
-	struct mm_struct *mm = calloc(1, sizeof(*mm));
+	struct mm_struct *mm;
 	pthread_rwlockattr_t attr;
 
+	if (IS_ERR_OR_NULL(machine))
+		return ERR_PTR(-EINVAL); /* uhmm only: no machine to build it on */
+	mm = calloc(1, sizeof(*mm));
 	if (!mm)
 		return ERR_PTR(-ENOMEM);
 	mm->machine = machine;
@@ -459,7 +490,11 @@ long get_unmapped_area(struct mm_struct *mm, struct file *file, unsigned long ad
 	if (flags & MAP_FIXED)
 		return (long)addr;
 	if (addr) {
-		addr = PAGE_ALIGN(addr);
+		/*
+		 * x86's arch_get_unmapped_area_topdown() rounds a hint down
+		 * (found by the differential suite: uhmm rounded it up).
+		 */
+		addr &= PAGE_MASK;
 		if (addr >= MMAP_MIN_ADDR && addr <= mm->task_size - len &&
 		    range_is_free(mm, addr, len))
 			return (long)addr;
@@ -568,6 +603,8 @@ int mm_munmap(struct mm_struct *mm, unsigned long addr, unsigned long len)
 	unsigned long end;
 	int err;
 
+	if (!mm)
+		return -EINVAL; /* uhmm only: a NULL mm would oops in Linux */
 	if (offset_in_page(addr) || addr > TASK_SIZE || len > TASK_SIZE - addr)
 		return -EINVAL;
 	end = addr + PAGE_ALIGN(len);
@@ -580,6 +617,21 @@ int mm_munmap(struct mm_struct *mm, unsigned long addr, unsigned long len)
 }
 
 /* ---- mmap ---- */
+
+/*
+ * round_hint_to_min() - a hint (not MAP_FIXED, nor MAP_FIXED_NOREPLACE,
+ * which do_mmap() turns into MAP_FIXED first) is rounded down to a page;
+ * one below mmap_min_addr becomes mmap_min_addr, one in the first page no
+ * hint at all.  (uhmm used to round up and to apply this to
+ * MAP_FIXED_NOREPLACE, which let an unaligned address through.)
+ */
+static unsigned long round_hint_to_min(unsigned long hint)
+{
+	hint &= PAGE_MASK;
+	if (hint && hint < MMAP_MIN_ADDR)
+		return MMAP_MIN_ADDR;
+	return hint;
+}
 
 /* calc_vm_prot_bits() + calc_vm_flag_bits() + the VM_MAY* defaults. */
 static unsigned long mmap_vm_flags(int prot, int flags)
@@ -686,9 +738,12 @@ long mm_mmap(struct mm_struct *mm, unsigned long addr, unsigned long len, int pr
 {
 	unsigned long vm_flags, end, pgoff = off >> PAGE_SHIFT;
 	struct vm_area_struct *vma;
+	bool bad_anon_type = false;
 	long ret;
 	size_t i;
 
+	if (!mm)
+		return -EINVAL; /* uhmm only: a NULL mm would oops in Linux */
 	if (flags & MAP_ANONYMOUS)
 		file = NULL; /* ksys_mmap_pgoff() does not look at the fd */
 	else if (!file)
@@ -707,15 +762,15 @@ long mm_mmap(struct mm_struct *mm, unsigned long addr, unsigned long len, int pr
 		return -EINVAL;
 	if (!len)
 		return -EINVAL;
-	if (!(flags & MAP_FIXED) && addr && addr < MMAP_MIN_ADDR)
-		addr = MMAP_MIN_ADDR; /* round_hint_to_min() */
+	if (flags & MAP_FIXED_NOREPLACE)
+		flags |= MAP_FIXED;
+	if (!(flags & MAP_FIXED))
+		addr = round_hint_to_min(addr);
 	len = PAGE_ALIGN(len);
 	if (!len)
 		return -ENOMEM;
 	if (pgoff + (len >> PAGE_SHIFT) < pgoff)
 		return -EOVERFLOW;
-	if (flags & MAP_FIXED_NOREPLACE)
-		flags |= MAP_FIXED;
 	if (flags & MAP_FIXED) {
 		if (len > TASK_SIZE || addr > TASK_SIZE - len)
 			return -ENOMEM;
@@ -735,9 +790,15 @@ long mm_mmap(struct mm_struct *mm, unsigned long addr, unsigned long len, int pr
 			pgoff = 0;
 			break;
 		default:
-			/* Anonymous memory takes MAP_SHARED or MAP_PRIVATE only (not even
-			 * MAP_SHARED_VALIDATE), as in do_mmap(). */
-			return -EINVAL;
+			/*
+			 * Anonymous memory takes MAP_SHARED or MAP_PRIVATE only
+			 * (not even MAP_SHARED_VALIDATE), as in do_mmap(), which
+			 * checks this after placing the mapping: a
+			 * MAP_FIXED_NOREPLACE clash is -EEXIST first (found by
+			 * the differential suite).
+			 */
+			bad_anon_type = true;
+			break;
 		}
 	}
 
@@ -749,6 +810,10 @@ long mm_mmap(struct mm_struct *mm, unsigned long addr, unsigned long len, int pr
 	end = addr + len;
 	if ((flags & MAP_FIXED_NOREPLACE) && !range_is_free(mm, addr, len)) {
 		ret = -EEXIST;
+		goto out;
+	}
+	if (bad_anon_type) {
+		ret = -EINVAL;
 		goto out;
 	}
 	if (file) {
@@ -768,17 +833,11 @@ long mm_mmap(struct mm_struct *mm, unsigned long addr, unsigned long len, int pr
 		ret = -ENOMEM;
 		goto out;
 	}
-	vma = calloc(1, sizeof(*vma));
+	vma = vm_area_alloc(mm, addr, end, vm_flags);
 	if (!vma) {
 		ret = -ENOMEM;
 		goto out;
 	}
-	INIT_LIST_HEAD(&vma->anon_vma_chain);
-	INIT_LIST_HEAD(&vma->shared);
-	vma->vm_start = addr;
-	vma->vm_end = end;
-	vma->vm_mm = mm;
-	vma->vm_flags = vm_flags;
 	if (file) {
 		vma->vm_file = get_file(file);
 		vma->vm_ops = file_vm_ops(file);
@@ -857,8 +916,8 @@ const struct vm_operations_struct device_vm_ops = {
  * file->f_op->mmap.  The VMA is never merged with a neighbour.
  *
  * Return: the address, or -EINVAL (zero length, no or both sharing types,
- * MAP_ANONYMOUS, unaligned fixed address), -ENOMEM, -EEXIST, or the
- * driver's error.
+ * MAP_ANONYMOUS, unaligned fixed address), -ENOMEM, -EEXIST, -ENODEV (no
+ * @mmap), or the driver's error.
  */
 long mm_mmap_device(struct mm_struct *mm, unsigned long addr, unsigned long len, int prot,
 		    int flags, int (*mmap)(struct vm_area_struct *vma, void *priv), void *priv)
@@ -867,7 +926,9 @@ long mm_mmap_device(struct mm_struct *mm, unsigned long addr, unsigned long len,
 	struct vm_area_struct *vma;
 	long ret;
 
-	if (!mmap || (flags & (MAP_ANONYMOUS | MAP_HUGETLB)))
+	if (!mm)
+		return -EINVAL; /* uhmm only: a NULL mm would oops in Linux */
+	if (flags & (MAP_ANONYMOUS | MAP_HUGETLB))
 		return -EINVAL;
 	if ((flags & 0x0f /* MAP_TYPE */) != MAP_SHARED && (flags & 0x0f) != MAP_PRIVATE)
 		return -EINVAL;
@@ -876,16 +937,19 @@ long mm_mmap_device(struct mm_struct *mm, unsigned long addr, unsigned long len,
 	len = PAGE_ALIGN(len);
 	if (!len)
 		return -ENOMEM;
-	if (!(flags & MAP_FIXED) && addr && addr < MMAP_MIN_ADDR)
-		addr = MMAP_MIN_ADDR;
 	if (flags & MAP_FIXED_NOREPLACE)
 		flags |= MAP_FIXED;
+	if (!(flags & MAP_FIXED))
+		addr = round_hint_to_min(addr);
 	if (flags & MAP_FIXED) {
 		if (len > TASK_SIZE || addr > TASK_SIZE - len)
 			return -ENOMEM;
 		if (offset_in_page(addr))
 			return -EINVAL;
 	}
+	/* do_mmap(): a file whose f_op has no ->mmap is -ENODEV. */
+	if (!mmap)
+		return -ENODEV;
 	vm_flags = mmap_vm_flags(prot, flags);
 	if ((flags & 0x0f) == MAP_SHARED)
 		vm_flags |= VM_SHARED | VM_MAYSHARE;
@@ -905,17 +969,11 @@ long mm_mmap_device(struct mm_struct *mm, unsigned long addr, unsigned long len,
 		ret = -ENOMEM;
 		goto out;
 	}
-	vma = calloc(1, sizeof(*vma));
+	vma = vm_area_alloc(mm, addr, end, mmap_account(vm_flags) | VM_DONTEXPAND);
 	if (!vma) {
 		ret = -ENOMEM;
 		goto out;
 	}
-	INIT_LIST_HEAD(&vma->anon_vma_chain);
-	INIT_LIST_HEAD(&vma->shared);
-	vma->vm_start = addr;
-	vma->vm_end = end;
-	vma->vm_mm = mm;
-	vma->vm_flags = mmap_account(vm_flags) | VM_DONTEXPAND;
 	vma->vm_ops = &device_vm_ops;
 	vma->vm_private_data = priv;
 	if (flags & MAP_FIXED) {

@@ -208,9 +208,13 @@ static int __mmu_interval_notifier_insert(struct mmu_interval_notifier *sub, str
 	return 0;
 }
 
-static int insert_check(unsigned long start, unsigned long length,
+static int insert_check(struct mmu_interval_notifier *interval_sub, struct mm_struct *mm,
+			unsigned long start, unsigned long length,
 			const struct mmu_interval_notifier_ops *ops)
 {
+	/* uhmm only: Linux oopses on a NULL interval or mm. */
+	if (!interval_sub || !mm)
+		return -EINVAL;
 	/*
 	 * uhmm differs from Linux on purpose: Linux does not check @ops and
 	 * oopses at the first invalidation; uhmm refuses an interval without
@@ -233,7 +237,7 @@ int mmu_interval_notifier_insert(struct mmu_interval_notifier *interval_sub, str
 				 unsigned long start, unsigned long length,
 				 const struct mmu_interval_notifier_ops *ops)
 {
-	int ret = insert_check(start, length, ops);
+	int ret = insert_check(interval_sub, mm, start, length, ops);
 
 	if (ret)
 		return ret;
@@ -257,7 +261,7 @@ int mmu_interval_notifier_insert_locked(struct mmu_interval_notifier *interval_s
 					unsigned long length,
 					const struct mmu_interval_notifier_ops *ops)
 {
-	int ret = insert_check(start, length, ops);
+	int ret = insert_check(interval_sub, mm, start, length, ops);
 
 	if (ret)
 		return ret;
@@ -275,10 +279,18 @@ int mmu_interval_notifier_insert_locked(struct mmu_interval_notifier *interval_s
  */
 void mmu_interval_notifier_remove(struct mmu_interval_notifier *interval_sub)
 {
-	struct mm_struct *mm = interval_sub->mm;
-	struct mmu_notifier_subscriptions *subs = mm_subscriptions(mm);
+	struct mm_struct *mm = interval_sub ? interval_sub->mm : NULL;
+	struct mmu_notifier_subscriptions *subs;
 	unsigned long seq = 0;
 
+	/*
+	 * uhmm only: an interval that was never inserted (zeroed), or was
+	 * removed already (->mm is cleared below), is left alone; Linux would
+	 * oops or drop the mm reference twice.
+	 */
+	if (!mm)
+		return;
+	subs = mm_subscriptions(mm);
 	pthread_mutex_lock(&subs->lock);
 	if (mn_itree_is_invalidating(subs)) {
 		if (!interval_sub->in_tree) {
@@ -295,6 +307,7 @@ void mmu_interval_notifier_remove(struct mmu_interval_notifier *interval_sub)
 		while (subs->invalidate_seq == seq)
 			pthread_cond_wait(&subs->wq, &subs->lock);
 	pthread_mutex_unlock(&subs->lock);
+	interval_sub->mm = NULL; /* no invalidation reaches it any more */
 	mmdrop(mm);
 }
 

@@ -189,6 +189,8 @@ int mm_mprotect(struct mm_struct *mm, unsigned long start, unsigned long len, in
 	int grows = prot & (PROT_GROWSDOWN | PROT_GROWSUP);
 	int err = 0;
 
+	if (!mm)
+		return -EINVAL; /* uhmm only: a NULL mm would oops in Linux */
 	prot &= ~(PROT_GROWSDOWN | PROT_GROWSUP);
 	if (grows == (PROT_GROWSDOWN | PROT_GROWSUP))
 		return -EINVAL;
@@ -206,12 +208,28 @@ int mm_mprotect(struct mm_struct *mm, unsigned long start, unsigned long len, in
 	pthread_rwlock_wrlock(&mm->mmap_lock);
 	struct vm_area_struct *vma = find_vma(mm, start);
 
-	if (!vma || vma->vm_start > start) {
+	/*
+	 * As do_mprotect_pkey(): -ENOMEM when no VMA meets the range; with
+	 * PROT_GROWSDOWN any VMA in it will do (it would extend the range
+	 * down to its start) and, as no VMA here grows down, that is
+	 * -EINVAL; otherwise a hole at @start is -ENOMEM and PROT_GROWSUP
+	 * -EINVAL.  (uhmm used to say -ENOMEM for PROT_GROWSDOWN over a hole
+	 * before a VMA: found by the differential suite.)
+	 */
+	if (!vma || vma->vm_start >= end) {
+		err = -ENOMEM;
+		goto out;
+	}
+	if (grows & PROT_GROWSDOWN) {
+		err = -EINVAL;
+		goto out;
+	}
+	if (vma->vm_start > start) {
 		err = -ENOMEM;
 		goto out;
 	}
 	if (grows) {
-		err = -EINVAL; /* no VMA here grows down or up */
+		err = -EINVAL; /* no VMA here grows up */
 		goto out;
 	}
 	for (addr = start; addr < end;) {
@@ -234,6 +252,15 @@ int mm_mprotect(struct mm_struct *mm, unsigned long start, unsigned long len, in
 		if ((newflags & VM_WRITE) &&
 		    !(vma->vm_flags & (VM_ACCOUNT | VM_WRITE | VM_HUGETLB | VM_SHARED | VM_NORESERVE)))
 			newflags |= VM_ACCOUNT;
+		/*
+		 * Made read-only before its first fault (no anon_vma yet): the
+		 * charge goes again, as Linux (since 6.12) does; so the VMA may
+		 * merge with a neighbour that was never writable.  Found by the
+		 * differential suite.
+		 */
+		else if (!(newflags & VM_WRITE) && (vma->vm_flags & VM_ACCOUNT) &&
+			 vma_is_anonymous(vma) && !vma->anon_vma)
+			newflags &= ~VM_ACCOUNT;
 		tmp = vma->vm_end < end ? vma->vm_end : end;
 		err = vma_modify_flags(mm, vma, addr, tmp, newflags, true);
 		if (err)

@@ -722,6 +722,8 @@ long mm_mremap(struct mm_struct *mm, unsigned long old_addr, unsigned long old_l
 	};
 	long ret;
 
+	if (!mm)
+		return -EINVAL; /* uhmm only: a NULL mm would oops in Linux */
 	ret = check_mremap_params(&vrm);
 	if (ret)
 		return ret;

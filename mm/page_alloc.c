@@ -52,8 +52,6 @@
 /* The largest machine: 64 GiB of RAM. */
 #define UHMM_MAX_RAM_SIZE (64UL << 30)
 #define MAX_ORDER_NR_PAGES (1UL << MAX_PAGE_ORDER)
-/* Seed of the fail-injection PRNG when the caller gives 0. */
-#define FAIL_RNG_DEFAULT_SEED 0x9e3779b97f4a7c15ULL
 
 /* ------------------------------------------------------------------ */
 /* The PFN space                                                       */
@@ -481,46 +479,12 @@ static void prep_new_page(struct page *page, unsigned int order, gfp_t gfp)
 	atomic_store_explicit(&page->_refcount, 1, memory_order_release);
 }
 
-/* One step of xorshift64. */
-static uint64_t fail_rng_next(uint64_t *state)
-{
-	uint64_t x = *state;
-
-	x ^= x << 13;
-	x ^= x >> 7;
-	x ^= x << 17;
-	*state = x;
-	return x;
-}
-
-/* Does the fail-injection rule choose this allocation? */
+/* Does the fail_page_alloc rule choose this allocation? */
 static bool should_fail_alloc_page(struct uhmm_machine *machine, gfp_t gfp, unsigned int order)
 {
-	struct fault_attr *attr = &machine->fail_attr;
-	bool fail = false;
-
 	if (gfp & __GFP_NOFAIL)
 		return false;
-	if (!__atomic_load_n(&machine->fail_enabled, __ATOMIC_ACQUIRE))
-		return false;
-
-	pthread_mutex_lock(&machine->fail_lock);
-	if (!machine->fail_enabled || order < attr->min_order)
-		goto out;
-	machine->fail_calls++;
-	if (attr->interval > 1 && machine->fail_calls % attr->interval)
-		goto out;
-	if (attr->times == 0 || attr->probability == 0)
-		goto out;
-	if (attr->probability < 100 && fail_rng_next(&machine->fail_rng) % 100 >= attr->probability)
-		goto out;
-	if (attr->times > 0)
-		attr->times--;
-	atomic_fetch_add(&machine->fail_count, 1);
-	fail = true;
-out:
-	pthread_mutex_unlock(&machine->fail_lock);
-	return fail;
+	return should_fail(&machine->fail_page_alloc, order);
 }
 
 /**
@@ -530,9 +494,9 @@ out:
  *       __GFP_NOFAIL exempts the call from failure injection.
  * @order: 0..MAX_PAGE_ORDER.
  *
- * Takes machine->fail_lock, then machine->zone_lock; neither is held on
- * return.  Every page comes back with flags, mapping, index and private
- * clear, mapcount -1 and refcount 0, except the first page's refcount (1).
+ * Takes the fail_page_alloc injector's lock, then machine->zone_lock;
+ * neither is held on return.  Every page comes back with flags, mapping,
+ * index and private clear, mapcount -1 and refcount 0, except the first page's refcount (1).
  *
  * Return: the first page, or NULL when @order is too large, no block is
  * free, or failure injection chose this call (nothing changes then).
@@ -790,7 +754,7 @@ struct uhmm_machine *uhmm_machine_create(const struct uhmm_machine_config *confi
 	pthread_mutex_init(&machine->zone_lock, NULL);
 	for (order = 0; order <= MAX_PAGE_ORDER; order++)
 		INIT_LIST_HEAD(&machine->free_area[order]);
-	pthread_mutex_init(&machine->fail_lock, NULL);
+	fault_injector_init(&machine->fail_page_alloc);
 	pthread_mutex_init(&machine->huge_zero_lock, NULL);
 	pthread_mutex_init(&machine->mms_lock, NULL);
 	INIT_LIST_HEAD(&machine->mms);
@@ -798,7 +762,6 @@ struct uhmm_machine *uhmm_machine_create(const struct uhmm_machine_config *confi
 	INIT_LIST_HEAD(&machine->inodes);
 	pthread_mutex_init(&machine->pgmap_lock, NULL);
 	INIT_LIST_HEAD(&machine->pgmaps);
-	atomic_init(&machine->fail_count, 0);
 	atomic_init(&machine->thp_enabled, config->thp_enabled);
 	machine->huge_zero_enabled = !config->no_huge_zero_page;
 	machine->huge_zero_folio = NULL;
@@ -890,7 +853,7 @@ int uhmm_machine_destroy(struct uhmm_machine *machine)
 	pfn_space_unregister(machine->start_pfn);
 	munmap(machine->ram, machine->nr_pages << PAGE_SHIFT);
 	pthread_mutex_destroy(&machine->zone_lock);
-	pthread_mutex_destroy(&machine->fail_lock);
+	fault_injector_destroy(&machine->fail_page_alloc);
 	pthread_mutex_destroy(&machine->huge_zero_lock);
 	pthread_mutex_destroy(&machine->mms_lock);
 	pthread_mutex_destroy(&machine->inodes_lock);
@@ -902,10 +865,14 @@ int uhmm_machine_destroy(struct uhmm_machine *machine)
 /**
  * uhmm_machine_set_thp() - change transparent_hugepage/enabled at run time.
  * @machine: the machine.
- * @mode: the new mode; faults that start afterwards see it.  Lock-free.
+ * @mode: the new mode; faults that start afterwards see it.  A mode that is
+ *        not an enum thp_mode is ignored, as Linux's enabled_store() refuses
+ *        an unknown word (-EINVAL) and keeps the old mode.  Lock-free.
  */
 void uhmm_machine_set_thp(struct uhmm_machine *machine, enum thp_mode mode)
 {
+	if (IS_ERR_OR_NULL(machine) || (unsigned int)mode > THP_NEVER)
+		return;
 	atomic_store(&machine->thp_enabled, mode);
 }
 
@@ -996,21 +963,13 @@ bool is_zero_pfn(unsigned long pfn)
  *
  * Setting a rule restarts the eligible-call and failure counts and reseeds
  * the PRNG from @attr->seed (0 picks a fixed seed).  Clearing it keeps the
- * failure count readable.  Takes machine->fail_lock.
+ * failure count readable.  Takes the injector's lock.
  */
 void uhmm_fail_page_alloc(struct uhmm_machine *machine, const struct fault_attr *attr)
 {
-	pthread_mutex_lock(&machine->fail_lock);
-	if (attr) {
-		machine->fail_attr = *attr;
-		if (machine->fail_attr.probability > 100)
-			machine->fail_attr.probability = 100;
-		machine->fail_calls = 0;
-		machine->fail_rng = attr->seed ? attr->seed : FAIL_RNG_DEFAULT_SEED;
-		atomic_store(&machine->fail_count, 0);
-	}
-	__atomic_store_n(&machine->fail_enabled, attr != NULL, __ATOMIC_RELEASE);
-	pthread_mutex_unlock(&machine->fail_lock);
+	if (IS_ERR_OR_NULL(machine))
+		return; /* uhmm only: no machine, nothing to inject into */
+	fault_injector_set(&machine->fail_page_alloc, attr);
 }
 
 /**
@@ -1020,5 +979,18 @@ void uhmm_fail_page_alloc(struct uhmm_machine *machine, const struct fault_attr 
  */
 unsigned long uhmm_fail_page_alloc_count(struct uhmm_machine *machine)
 {
-	return atomic_load(&machine->fail_count);
+	if (IS_ERR_OR_NULL(machine))
+		return 0;
+	return fault_injector_count(&machine->fail_page_alloc);
+}
+
+/**
+ * uhmm_fail_page_alloc_calls() - allocations the rule has counted as
+ * eligible since it was set (see fault_injector_calls()).
+ * @machine: the machine.  Takes the injector's lock.
+ * Return: the count.
+ */
+unsigned long uhmm_fail_page_alloc_calls(struct uhmm_machine *machine)
+{
+	return fault_injector_calls(&machine->fail_page_alloc);
 }

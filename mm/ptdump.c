@@ -166,6 +166,8 @@ void mm_dump(struct mm_struct *mm, FILE *out)
 	};
 	struct dump_run run = { .out = out };
 
+	if (!mm || !out)
+		return; /* uhmm only: nothing to dump, or nowhere to */
 	pthread_rwlock_rdlock(&mm->mmap_lock);
 	fprintf(out, "mm %p: %zu VMAs, anon %ld pages, page tables %ld bytes\n", (void *)mm,
 		mm->mm_mt.nr, atomic_load(&mm->rss_stat[MM_ANONPAGES]),

@@ -79,6 +79,42 @@ static void anon_vma_chain_link(struct vm_area_struct *vma, struct anon_vma_chai
  *
  * Return: 0, or -ENOMEM.
  */
+/* anon_vma_compatible(): could @a and @b (a right before b) share an anon_vma? */
+static bool anon_vma_compatible(const struct vm_area_struct *a, const struct vm_area_struct *b)
+{
+	return a->vm_end == b->vm_start && a->vm_file == b->vm_file &&
+	       !((a->vm_flags ^ b->vm_flags) & ~VM_ACCESS_FLAGS) &&
+	       b->vm_pgoff == a->vm_pgoff + ((b->vm_start - a->vm_start) >> PAGE_SHIFT);
+}
+
+/*
+ * find_mergeable_anon_vma() - the anon_vma of a neighbour of @vma (the next
+ * VMA first, then the previous) that @vma may share: the two differ at most
+ * in their access flags, and the neighbour's anon_vma is its only one (not
+ * shared through fork).  Sharing it lets the two VMAs merge again later
+ * (an mprotect that makes their flags equal), as in Linux; uhmm used to
+ * give each VMA its own, so they never merged (found by the differential
+ * suite).  mmap_lock held; mm->page_table_lock held.
+ */
+static struct anon_vma *find_mergeable_anon_vma(struct vm_area_struct *vma)
+{
+	struct mm_struct *mm = vma->vm_mm;
+	size_t i = vma_index(mm, vma->vm_start);
+	struct vm_area_struct *next, *prev;
+
+	if (i >= mm->mm_mt.nr || mm->mm_mt.vmas[i] != vma)
+		return NULL;
+	next = i + 1 < mm->mm_mt.nr ? mm->mm_mt.vmas[i + 1] : NULL;
+	if (next && anon_vma_compatible(vma, next) && next->anon_vma &&
+	    list_is_singular(&next->anon_vma_chain))
+		return next->anon_vma;
+	prev = i ? mm->mm_mt.vmas[i - 1] : NULL;
+	if (prev && anon_vma_compatible(prev, vma) && prev->anon_vma &&
+	    list_is_singular(&prev->anon_vma_chain))
+		return prev->anon_vma;
+	return NULL;
+}
+
 int anon_vma_prepare(struct vm_area_struct *vma)
 {
 	struct mm_struct *mm = vma->vm_mm;
@@ -96,6 +132,12 @@ int anon_vma_prepare(struct vm_area_struct *vma)
 	}
 	pthread_mutex_lock(&mm->page_table_lock);
 	if (!vma->anon_vma) {
+		struct anon_vma *shared = find_mergeable_anon_vma(vma);
+
+		if (shared) {
+			put_anon_vma(anon_vma); /* not needed after all */
+			anon_vma = shared;
+		}
 		anon_vma_chain_link(vma, avc, anon_vma);
 		anon_vma->num_active_vmas++;
 		__atomic_store_n(&vma->anon_vma, anon_vma, __ATOMIC_RELEASE);
@@ -892,6 +934,9 @@ int folio_rmap_query(struct folio *folio, struct folio_mapping_info *out, int ma
 {
 	struct rmap_query q = { .out = out, .max = max };
 
+	/* uhmm only: a negative @max, or records asked for with nowhere to put them. */
+	if (!folio || max < 0 || (!out && max > 0))
+		return -EINVAL;
 	if (!__atomic_load_n(&folio->mapping, __ATOMIC_ACQUIRE))
 		return 0;
 	folio_lock(folio);

@@ -131,8 +131,10 @@ static struct file *new_file(struct uhmm_machine *machine, const char *name, uns
 }
 
 /* memfd_create()'s checks of the name.  Return: 0, -EFAULT or -EINVAL. */
-static int check_name(const char *name)
+static int check_name(struct uhmm_machine *machine, const char *name)
 {
+	if (IS_ERR_OR_NULL(machine))
+		return -EINVAL; /* uhmm only: no machine to hold the pages */
 	if (!name)
 		return -EFAULT;
 	if (strnlen(name, MFD_NAME_MAX_LEN + 1) > MFD_NAME_MAX_LEN)
@@ -142,7 +144,7 @@ static int check_name(const char *name)
 
 struct file *uhmm_memfd_create(struct uhmm_machine *machine, const char *name)
 {
-	int err = check_name(name);
+	int err = check_name(machine, name);
 
 	if (err)
 		return ERR_PTR(err);
@@ -151,7 +153,7 @@ struct file *uhmm_memfd_create(struct uhmm_machine *machine, const char *name)
 
 struct file *uhmm_ramfs_create(struct uhmm_machine *machine, const char *name)
 {
-	int err = check_name(name);
+	int err = check_name(machine, name);
 
 	if (err)
 		return ERR_PTR(err);

@@ -53,9 +53,15 @@ static int pagemap_pmd_entry(pmd_t *pmd, unsigned long addr, unsigned long next,
 		unsigned long first = pmd_pfn(val) + pte_index(addr);
 		struct page *page = pfn_to_page(first);
 		int mapcount = is_huge_zero_pfn(walk->mm->machine, first) ? 0 : page_mapcount(page);
-		/* A PMD maps page-cache pages only for shared hugetlb (PM_FILE). */
-		uint64_t file = !is_huge_zero_pfn(walk->mm->machine, first) &&
-				!folio_test_anon(page_folio(page)) ? PM_FILE : 0;
+		/*
+		 * PM_FILE for a folio that is not anonymous: page-cache pages
+		 * (shared hugetlb), and the huge zero folio too, since Linux's
+		 * pagemap_pmd_range() takes pmd_page() where the PTE level takes
+		 * vm_normal_page() (which hides the 4 KiB zero page).  Found by
+		 * the differential suite (uhmm left PM_FILE off the huge zero
+		 * folio).
+		 */
+		uint64_t file = !folio_test_anon(page_folio(page)) ? PM_FILE : 0;
 
 		for (unsigned long a = addr, i = 0; a < next; a += PAGE_SIZE, i++)
 			*pagemap_slot(walk, a) = pagemap_present_bits(walk->mm, first + i,
@@ -120,6 +126,8 @@ int mm_pagemap_read(struct mm_struct *mm, unsigned long addr, unsigned long npag
 	struct pagemapread pm = { .start = addr, .out = out };
 	unsigned long end;
 
+	if (!mm)
+		return -EINVAL; /* uhmm only: a NULL mm would oops in Linux */
 	if (offset_in_page(addr))
 		return -EINVAL;
 	if (!npages)
@@ -312,6 +320,8 @@ int mm_smaps_rollup(struct mm_struct *mm, struct mm_smaps *out)
 		.pte_entry = smaps_pte_entry,
 	};
 
+	if (!mm || !out)
+		return -EINVAL; /* uhmm only: Linux has no NULL mm or buffer here */
 	memset(out, 0, sizeof(*out));
 	pthread_rwlock_rdlock(&mm->mmap_lock);
 	for (size_t i = 0; i < mm->mm_mt.nr; i++)
@@ -324,6 +334,8 @@ int mm_smaps_rollup(struct mm_struct *mm, struct mm_smaps *out)
 
 long mm_get_rss(struct mm_struct *mm, int member)
 {
+	if (!mm)
+		return -EINVAL; /* uhmm only: a NULL mm would oops in Linux */
 	if (member < 0 || member >= NR_MM_COUNTERS)
 		return -EINVAL;
 	return atomic_load(&mm->rss_stat[member]);

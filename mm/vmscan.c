@@ -145,6 +145,8 @@ unsigned long uhmm_drop_lazyfree(struct uhmm_machine *machine)
 	unsigned long dropped = 0;
 	int nr = 0;
 
+	if (IS_ERR_OR_NULL(machine))
+		return 0;
 	/* Pin every live mm under mms_lock, then work on each without it. */
 	pthread_mutex_lock(&machine->mms_lock);
 	mms = calloc((size_t)machine->nr_mms + 1, sizeof(*mms));

@@ -235,3 +235,107 @@ void file_check_zero(struct file *file, loff_t pos, size_t len)
 				       buf[i]);
 	free(buf);
 }
+
+void mm_snapshot_take(struct mm_snapshot *s, struct mm_struct *mm, const struct snapshot_spec *spec)
+{
+	memset(s, 0, sizeof(*s));
+	s->spec = *spec;
+	s->pagemap = calloc(spec->npages ? spec->npages : 1, sizeof(*s->pagemap));
+	s->bytes = calloc(spec->npages ? spec->npages : 1, PAGE_SIZE);
+	s->cpu_bytes = calloc(spec->cpu_read_len ? spec->cpu_read_len : 1, 1);
+	cr_assert(s->pagemap && s->bytes && s->cpu_bytes);
+	cr_assert_eq(mm_pagemap_read(mm, spec->base, spec->npages, s->pagemap), 0);
+	for (unsigned long i = 0; i < spec->npages; i++) {
+		if (!(s->pagemap[i] & PM_PRESENT))
+			continue;
+		unsigned long pfn = (unsigned long)(s->pagemap[i] & PM_PFRAME_MASK);
+		cr_assert(pfn_valid(pfn), "pagemap of page %lu gives pfn %#lx", i, pfn);
+		memcpy(s->bytes + i * PAGE_SIZE, page_address(pfn_to_page(pfn)), PAGE_SIZE);
+	}
+	if (spec->cpu_read_len)
+		cr_assert_eq(cpu_read(mm, spec->base, s->cpu_bytes, spec->cpu_read_len), 0);
+	cr_assert_eq(mm_smaps_rollup(mm, &s->smaps), 0);
+	for (int i = 0; i < NR_MM_COUNTERS; i++)
+		s->rss[i] = mm_get_rss(mm, i);
+	s->free_pages = uhmm_nr_free_pages(machine);
+	cr_assert_eq(uhmm_hugetlb_stats(machine, &s->hugetlb), 0);
+	mmap_read_lock(mm);
+	s->nr_vmas = mm->mm_mt.nr;
+	s->vmas = calloc(s->nr_vmas ? s->nr_vmas : 1, sizeof(*s->vmas));
+	cr_assert(s->vmas);
+	for (size_t i = 0; i < s->nr_vmas; i++) {
+		const struct vm_area_struct *v = mm->mm_mt.vmas[i];
+		s->vmas[i] = (struct vma_state){v->vm_start, v->vm_end, v->vm_flags, v->vm_pgoff};
+	}
+	mmap_read_unlock(mm);
+	for (unsigned int d = 0; spec->devices && d < DMIRROR_NDEVICES; d++)
+		cr_assert_eq(dmirror_device_stats(spec->devices, d, &s->dev[d]), 0);
+}
+
+void mm_snapshot_free(struct mm_snapshot *s)
+{
+	free(s->pagemap);
+	free(s->bytes);
+	free(s->cpu_bytes);
+	free(s->vmas);
+	memset(s, 0, sizeof(*s));
+}
+
+/* Print every field of two struct mm_smaps that differ (all are unsigned long). */
+static void report_smaps_diff(const char *what, const struct mm_smaps *a, const struct mm_smaps *b)
+{
+	static const char *const names[] = {
+		"rss",		 "anonymous",	 "anon_huge_pages", "private_clean",
+		"private_dirty", "shared_clean", "shared_dirty",    "swap",
+		"lazy_free",	 "page_tables",	 "shared_hugetlb",  "private_hugetlb",
+	};
+	const unsigned long *x = (const unsigned long *)a, *y = (const unsigned long *)b;
+
+	_Static_assert(sizeof(names) / sizeof(names[0]) * sizeof(unsigned long) ==
+			       sizeof(struct mm_smaps),
+		       "a name for every field of struct mm_smaps");
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		cr_expect_eq(x[i], y[i], "%s: smaps %s %lu -> %lu", what, names[i], x[i], y[i]);
+}
+
+void mm_snapshot_expect_same(const char *what, const struct mm_snapshot *a,
+			     const struct mm_snapshot *b)
+{
+	cr_assert_eq(a->spec.npages, b->spec.npages);
+	for (unsigned long i = 0; i < a->spec.npages; i++) {
+		cr_expect_eq(a->pagemap[i], b->pagemap[i],
+			     "%s: pagemap of page %lu changed %#llx -> %#llx", what, i,
+			     (unsigned long long)a->pagemap[i], (unsigned long long)b->pagemap[i]);
+		cr_expect(!memcmp(a->bytes + i * PAGE_SIZE, b->bytes + i * PAGE_SIZE, PAGE_SIZE),
+			  "%s: bytes of page %lu changed", what, i);
+	}
+	cr_expect(!memcmp(a->cpu_bytes, b->cpu_bytes, a->spec.cpu_read_len),
+		  "%s: data read back changed", what);
+	report_smaps_diff(what, &a->smaps, &b->smaps);
+	for (int i = 0; i < NR_MM_COUNTERS; i++)
+		cr_expect_eq(a->rss[i], b->rss[i], "%s: rss counter %d %ld -> %ld", what, i,
+			     a->rss[i], b->rss[i]);
+	cr_expect_eq(a->free_pages, b->free_pages, "%s: free pages %lu -> %lu", what,
+		     a->free_pages, b->free_pages);
+	cr_expect(!memcmp(&a->hugetlb, &b->hugetlb, sizeof(a->hugetlb)),
+		  "%s: hugetlb pool total/free/rsvd/surp %lu/%lu/%lu/%lu -> %lu/%lu/%lu/%lu", what,
+		  a->hugetlb.total, a->hugetlb.free, a->hugetlb.rsvd, a->hugetlb.surp,
+		  b->hugetlb.total, b->hugetlb.free, b->hugetlb.rsvd, b->hugetlb.surp);
+	cr_expect_eq(a->nr_vmas, b->nr_vmas, "%s: %zu VMAs -> %zu", what, a->nr_vmas, b->nr_vmas);
+	for (size_t i = 0; i < a->nr_vmas && i < b->nr_vmas; i++)
+		cr_expect(!memcmp(&a->vmas[i], &b->vmas[i], sizeof(a->vmas[i])),
+			  "%s: VMA %zu [%#lx, %#lx) flags %#lx pgoff %#lx -> [%#lx, %#lx) flags "
+			  "%#lx pgoff %#lx",
+			  what, i, a->vmas[i].start, a->vmas[i].end, a->vmas[i].flags,
+			  a->vmas[i].pgoff, b->vmas[i].start, b->vmas[i].end, b->vmas[i].flags,
+			  b->vmas[i].pgoff);
+	for (unsigned int d = 0; a->spec.devices && d < DMIRROR_NDEVICES; d++) {
+		cr_expect(!memcmp(&a->dev[d], &b->dev[d], sizeof(a->dev[d])),
+			  "%s: device %u: chunks %lu pages %lu free %lu/%lu calloc %lu cfree %lu -> "
+			  "chunks %lu pages %lu free %lu/%lu calloc %lu cfree %lu",
+			  what, d, a->dev[d].nr_chunks, a->dev[d].nr_pages, a->dev[d].free_pages,
+			  a->dev[d].free_folios, a->dev[d].calloc, a->dev[d].cfree,
+			  b->dev[d].nr_chunks, b->dev[d].nr_pages, b->dev[d].free_pages,
+			  b->dev[d].free_folios, b->dev[d].calloc, b->dev[d].cfree);
+	}
+}

@@ -10,6 +10,7 @@
 #define UHMM_TESTS_HELPERS_H
 
 #include <criterion/criterion.h>
+#include <uhmm/dmirror.h>
 #include <uhmm/uhmm.h>
 
 extern struct uhmm_machine *machine;
@@ -60,6 +61,52 @@ unsigned long rss_bytes(struct mm_struct *mm);
 unsigned long anon_huge(struct mm_struct *mm);
 /* The number of VMAs of @mm. */
 size_t nr_vmas(struct mm_struct *mm);
+
+/* ---- snapshots: "bad input changed nothing" (test_errno.c, test_badinput.c) ---- */
+/**
+ * struct snapshot_spec - what mm_snapshot_take() records besides the
+ * whole-mm state (smaps_rollup, RSS counters, VMA list, free pages, the
+ * hugetlb pool).
+ * @base: first page of the span whose pagemap and page bytes are recorded.
+ * @npages: pages of that span.
+ * @cpu_read_len: bytes from @base also read through cpu_read() (0: none);
+ *                the caller keeps them readable.
+ * @devices: a dmirror module whose device stats are recorded, or NULL.
+ */
+struct snapshot_spec {
+	unsigned long base;
+	unsigned long npages;
+	size_t cpu_read_len;
+	struct dmirror_module *devices;
+};
+
+/** struct vma_state - the fields of one VMA a snapshot compares. */
+struct vma_state {
+	unsigned long start, end, flags, pgoff;
+};
+
+/** struct mm_snapshot - an mm's and the global machine's observable state. */
+struct mm_snapshot {
+	struct snapshot_spec spec;
+	uint64_t *pagemap;  /* spec.npages entries */
+	uint8_t *bytes;	    /* spec.npages pages: each present page's bytes, else zeros */
+	uint8_t *cpu_bytes; /* spec.cpu_read_len bytes read through the CPU */
+	struct mm_smaps smaps;
+	long rss[NR_MM_COUNTERS];
+	unsigned long free_pages;
+	struct hugetlb_stats hugetlb;
+	size_t nr_vmas;
+	struct vma_state *vmas;
+	struct dmirror_stats dev[DMIRROR_NDEVICES];
+};
+
+/* Record @mm's state as @spec says (asserts that every read works). */
+void mm_snapshot_take(struct mm_snapshot *s, struct mm_struct *mm, const struct snapshot_spec *spec);
+/* cr_expect (so every row of a table reports) that @b shows what @a did; @what names the row. */
+void mm_snapshot_expect_same(const char *what, const struct mm_snapshot *a,
+			     const struct mm_snapshot *b);
+/* Free what mm_snapshot_take() allocated. */
+void mm_snapshot_free(struct mm_snapshot *s);
 
 /* ---- files (uhmm/fs.h) ---- */
 /* uhmm_memfd_create() / uhmm_ramfs_create() on the global machine; assert success. */

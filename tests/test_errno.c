@@ -34,7 +34,6 @@ TestSuite(bad_input, .init = machine_setup, .fini = machine_teardown);
 #define SPAN 32
 #define RW (PROT_READ | PROT_WRITE)
 #define PRIV_ANON (MAP_PRIVATE | MAP_ANONYMOUS)
-#define MAX_VMAS 16
 
 static struct mm_struct *setup_layout(void)
 {
@@ -64,96 +63,12 @@ static struct mm_struct *setup_layout(void)
 	return mm;
 }
 
-struct snapshot {
-	uint64_t pm[SPAN];
-	uint8_t *bytes;	   /* SPAN pages: the content of each present page */
-	uint8_t *readable; /* pages [0, 12) read through the CPU */
-	struct mm_smaps smaps;
-	long rss[NR_MM_COUNTERS];
-	unsigned long free_pages;
-	size_t nr_vmas;
-	struct {
-		unsigned long start, end, flags, pgoff;
-	} vma[MAX_VMAS];
+/* What a row compares before and after: the span, pages [0, 12) read back through the CPU. */
+static const struct snapshot_spec layout_spec = {
+	.base = AT(0),
+	.npages = SPAN,
+	.cpu_read_len = 12 * PAGE_SIZE,
 };
-
-static void take_snapshot(struct mm_struct *mm, struct snapshot *s)
-{
-	memset(s, 0, sizeof(*s));
-	s->bytes = calloc(SPAN, PAGE_SIZE);
-	s->readable = calloc(12, PAGE_SIZE);
-	cr_assert(s->bytes && s->readable);
-	cr_assert_eq(mm_pagemap_read(mm, AT(0), SPAN, s->pm), 0);
-	for (int i = 0; i < SPAN; i++) {
-		if (!(s->pm[i] & PM_PRESENT))
-			continue;
-		unsigned long pfn = (unsigned long)(s->pm[i] & PM_PFRAME_MASK);
-		cr_assert(pfn_valid(pfn), "pagemap of page %d gives pfn %#lx", i, pfn);
-		memcpy(s->bytes + (size_t)i * PAGE_SIZE, page_address(pfn_to_page(pfn)), PAGE_SIZE);
-	}
-	cr_assert_eq(cpu_read(mm, AT(0), s->readable, 12 * PAGE_SIZE), 0);
-	cr_assert_eq(mm_smaps_rollup(mm, &s->smaps), 0);
-	for (int i = 0; i < NR_MM_COUNTERS; i++)
-		s->rss[i] = mm_get_rss(mm, i);
-	s->free_pages = uhmm_nr_free_pages(machine);
-	s->nr_vmas = mm->mm_mt.nr;
-	cr_assert(s->nr_vmas <= MAX_VMAS);
-	for (size_t i = 0; i < s->nr_vmas; i++) {
-		struct vm_area_struct *v = mm->mm_mt.vmas[i];
-		s->vma[i].start = v->vm_start;
-		s->vma[i].end = v->vm_end;
-		s->vma[i].flags = v->vm_flags;
-		s->vma[i].pgoff = v->vm_pgoff;
-	}
-}
-
-static void free_snapshot(struct snapshot *s)
-{
-	free(s->bytes);
-	free(s->readable);
-}
-
-/* Expect (not assert) so that every case of a table reports. */
-static void expect_unchanged(const char *what, const struct snapshot *a, const struct snapshot *b)
-{
-	for (int i = 0; i < SPAN; i++)
-		cr_expect_eq(a->pm[i], b->pm[i], "%s: pagemap of page %d changed %#llx -> %#llx",
-			     what, i, (unsigned long long)a->pm[i], (unsigned long long)b->pm[i]);
-	for (int i = 0; i < SPAN; i++)
-		cr_expect(!memcmp(a->bytes + (size_t)i * PAGE_SIZE,
-				  b->bytes + (size_t)i * PAGE_SIZE, PAGE_SIZE),
-			  "%s: bytes of page %d changed", what, i);
-	cr_expect(!memcmp(a->readable, b->readable, 12 * PAGE_SIZE), "%s: data read back changed",
-		  what);
-	cr_expect_eq(a->smaps.rss, b->smaps.rss, "%s: smaps rss %lu -> %lu", what, a->smaps.rss,
-		     b->smaps.rss);
-	cr_expect_eq(a->smaps.anonymous, b->smaps.anonymous, "%s: smaps anonymous", what);
-	cr_expect_eq(a->smaps.anon_huge_pages, b->smaps.anon_huge_pages, "%s: smaps anon_huge",
-		     what);
-	cr_expect_eq(a->smaps.private_dirty, b->smaps.private_dirty, "%s: smaps private_dirty",
-		     what);
-	cr_expect_eq(a->smaps.private_clean, b->smaps.private_clean, "%s: smaps private_clean",
-		     what);
-	cr_expect_eq(a->smaps.swap, b->smaps.swap, "%s: smaps swap", what);
-	cr_expect_eq(a->smaps.lazy_free, b->smaps.lazy_free, "%s: smaps lazy_free", what);
-	cr_expect_eq(a->smaps.page_tables, b->smaps.page_tables, "%s: page tables %lu -> %lu", what,
-		     a->smaps.page_tables, b->smaps.page_tables);
-	for (int i = 0; i < NR_MM_COUNTERS; i++)
-		cr_expect_eq(a->rss[i], b->rss[i], "%s: rss counter %d %ld -> %ld", what, i,
-			     a->rss[i], b->rss[i]);
-	cr_expect_eq(a->free_pages, b->free_pages, "%s: free pages %lu -> %lu", what, a->free_pages,
-		     b->free_pages);
-	cr_expect_eq(a->nr_vmas, b->nr_vmas, "%s: %zu VMAs -> %zu", what, a->nr_vmas, b->nr_vmas);
-	for (size_t i = 0; i < a->nr_vmas && i < b->nr_vmas; i++) {
-		cr_expect_eq(a->vma[i].start, b->vma[i].start, "%s: VMA %zu start %#lx -> %#lx",
-			     what, i, a->vma[i].start, b->vma[i].start);
-		cr_expect_eq(a->vma[i].end, b->vma[i].end, "%s: VMA %zu end %#lx -> %#lx", what, i,
-			     a->vma[i].end, b->vma[i].end);
-		cr_expect_eq(a->vma[i].flags, b->vma[i].flags, "%s: VMA %zu flags %#lx -> %#lx",
-			     what, i, a->vma[i].flags, b->vma[i].flags);
-		cr_expect_eq(a->vma[i].pgoff, b->vma[i].pgoff, "%s: VMA %zu pgoff", what, i);
-	}
-}
 
 enum op {
 	OP_MMAP,
@@ -258,14 +173,14 @@ static void run_table(const struct bad_call *calls, size_t n)
 	for (size_t i = 0; i < n; i++) {
 		const struct bad_call *c = &calls[i];
 		struct mm_struct *mm = setup_layout();
-		struct snapshot before, after;
-		take_snapshot(mm, &before);
+		struct mm_snapshot before, after;
+		mm_snapshot_take(&before, mm, &layout_spec);
 		long ret = run_call(mm, c);
 		cr_expect_eq(ret, c->want, "%s: returned %ld, want %ld", c->what, ret, c->want);
-		take_snapshot(mm, &after);
-		expect_unchanged(c->what, &before, &after);
-		free_snapshot(&before);
-		free_snapshot(&after);
+		mm_snapshot_take(&after, mm, &layout_spec);
+		mm_snapshot_expect_same(c->what, &before, &after);
+		mm_snapshot_free(&before);
+		mm_snapshot_free(&after);
 		/* The data is still the data. */
 		check_pattern(mm, AT(0), 8 * PAGE_SIZE, 1);
 		check_pattern(mm, AT(8), 4 * PAGE_SIZE, 2);

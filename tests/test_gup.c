@@ -340,12 +340,12 @@ Test(gup, write_replaces_the_huge_zero_page)
 	pfn = pfn_at(mm, addr);
 	cr_assert(is_huge_zero_folio(page_folio(pfn_to_page(pfn))));
 	cr_assert_eq(pin(mm, addr + 5 * PG, 1, FOLL_WRITE, &page), 1);
-	/* As a CPU write: the huge zero PMD is split and one 4 KiB page COWed. */
+	/* As a CPU write: the huge zero PMD is replaced by a new THP (Linux 6.13+). */
 	cr_assert_eq(page, pfn_to_page(pfn_at(mm, addr + 5 * PG)));
 	cr_assert_not(is_huge_zero_folio(page_folio(page)));
-	cr_assert_neq(page_to_pfn(page), uhmm_zero_pfn(machine));
-	cr_assert_eq(pfn_at(mm, addr + 6 * PG), uhmm_zero_pfn(machine));
-	cr_assert_eq(folio_ref_count(page_folio(page)), 1 + BIAS);
+	cr_assert_eq(folio_order(page_folio(page)), HPAGE_PMD_ORDER);
+	cr_assert_eq(pfn_at(mm, addr + 6 * PG), page_to_pfn(page) + 1);
+	cr_assert(folio_maybe_dma_pinned(page_folio(page)));
 	assert_audit_clean();
 	unpin_user_page(page);
 	mmput(mm);

@@ -459,7 +459,7 @@ Test(hmm, thp_pages_carry_order_9)
 	mmput(mm);
 }
 
-Test(hmm, huge_zero_page_then_write_request_splits)
+Test(hmm, huge_zero_page_then_write_request_gets_thp)
 {
 	struct mm_struct *mm = new_mm();
 	struct drv *d = drv_new(mm);
@@ -475,19 +475,23 @@ Test(hmm, huge_zero_page_then_write_request_splits)
 	expect_pfn(pfns, 1, (hz + 1) | V | ORDER9);
 	cr_assert_eq(hz - 4, folio_pfn(machine->huge_zero_folio));
 
-	/* A write request: split (CLEAR of the PMD) and COW of the one page. */
+	/*
+	 * A write request: the huge zero PMD is replaced by a new THP (one
+	 * CLEAR of the PMD), as Linux 6.13+ does.
+	 */
 	memset(pfns, 0, sizeof(pfns));
 	cr_assert_eq(fault_retry(d, a + 4 * PG, 1, pfns, HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE, 0,
 				 NULL, &busy),
 		     0);
-	cr_assert_eq(busy, 1, "the split invalidated the range once");
-	expect_pfn(pfns, 0, pfn_at(mm, a + 4 * PG) | V | W);
+	cr_assert_eq(busy, 1, "the new THP invalidated the range once");
+	expect_pfn(pfns, 0, pfn_at(mm, a + 4 * PG) | V | W | ORDER9);
 	memset(pfns, 0, sizeof(pfns));
 	cr_assert_eq(fault_retry(d, a + 3 * PG, 3, pfns, 0, 0, NULL, NULL), 0);
-	expect_pfn(pfns, 0, zero_pfn() | V);
-	expect_pfn(pfns, 1, pfn_at(mm, a + 4 * PG) | V | W);
-	expect_pfn(pfns, 2, zero_pfn() | V);
-	cr_assert_eq(rss_bytes(mm), PG);
+	expect_pfn(pfns, 0, pfn_at(mm, a + 3 * PG) | V | W | ORDER9);
+	expect_pfn(pfns, 1, pfn_at(mm, a + 4 * PG) | V | W | ORDER9);
+	expect_pfn(pfns, 2, pfn_at(mm, a + 5 * PG) | V | W | ORDER9);
+	cr_assert_eq(pfn_at(mm, a + 5 * PG), pfn_at(mm, a + 3 * PG) + 2);
+	cr_assert_eq(rss_bytes(mm), PMD_SIZE);
 	drv_free(d);
 	mmput(mm);
 }

@@ -430,6 +430,8 @@ Test(introspect, kpageflags_zero_pages)
 	e = pagemap(mm, thp + 4 * PAGE_SIZE);
 	cr_assert(e & PM_PRESENT, "huge zero pagemap %#llx", (unsigned long long)e);
 	cr_assert_eq(e & PM_MMAP_EXCLUSIVE, 0, "huge zero pagemap %#llx", (unsigned long long)e);
+	/* Linux's pagemap_pmd_range() reports PM_FILE for the huge zero folio. */
+	cr_assert(e & PM_FILE, "huge zero pagemap %#llx lacks PM_FILE", (unsigned long long)e);
 	hz = pm_pfn(e) - 4;
 	cr_assert_neq(pm_pfn(e), zpfn);
 	cr_assert(pfn_valid(hz));

@@ -15,10 +15,6 @@
 #define HPS HPAGE_PMD_SIZE
 #define NR HPAGE_PMD_NR
 
-#ifndef MADV_NORMAL
-#define MADV_NORMAL 0
-#endif
-
 /* ---- local helpers ---- */
 
 static bool is_pmd_thp(struct mm_struct *mm, unsigned long addr)
@@ -614,4 +610,28 @@ Test(madvise, free_then_munmap_and_mmput)
 	cr_assert_eq(mm_madvise(mm, addr2, HPS, MADV_FREE), 0);
 	mmput(mm); /* lazyfree folios are freed with the mm */
 	cr_assert_eq(uhmm_drop_lazyfree(machine), 0);
+}
+
+/*
+ * MADV_POPULATE_WRITE of a read-only mapping, and MADV_POPULATE_READ of a
+ * PROT_NONE one: -EINVAL (insufficient permissions, GUP's
+ * check_vma_flags() under FOLL_MADV_POPULATE), nothing faulted in.  uhmm
+ * used to fault the write and answer -EFAULT (found by stress/shadow_model).
+ */
+Test(madvise, populate_without_permission_is_einval)
+{
+	struct mm_struct *mm = new_mm();
+	unsigned long ro = map_anon(mm, 0, 4 * PG, PROT_READ, 0);
+	unsigned long none = map_anon(mm, 0, 4 * PG, PROT_NONE, 0);
+
+	cr_assert_eq(mm_madvise(mm, ro, 4 * PG, 23 /* MADV_POPULATE_WRITE */), -EINVAL);
+	cr_assert_eq(pagemap(mm, ro), 0);
+	cr_assert_eq(mm_madvise(mm, none, 4 * PG, 22 /* MADV_POPULATE_READ */), -EINVAL);
+	cr_assert_eq(mm_madvise(mm, none, 4 * PG, 23 /* MADV_POPULATE_WRITE */), -EINVAL);
+	cr_assert_eq(rss_bytes(mm), 0);
+	/* Reading a read-only mapping is fine: the zero page. */
+	cr_assert_eq(mm_madvise(mm, ro, 4 * PG, 22 /* MADV_POPULATE_READ */), 0);
+	cr_assert_eq(pfn_at(mm, ro), uhmm_zero_pfn(machine));
+	check_zero(mm, ro, 4 * PG);
+	mmput(mm);
 }

@@ -104,6 +104,8 @@ struct dmirror *dmirror_open(struct dmirror_module *mod, unsigned int minor, str
 /**
  * dmirror_release() - close: remove the notifier, evict every chunk of
  * the device back to system RAM (as test_hmm does), free the mirror.
+ * A handle already released (or NULL) is left alone, as close(2) of a
+ * closed fd does nothing (it says -EBADF).
  */
 void dmirror_release(struct dmirror *dmirror);
 /**
@@ -111,13 +113,15 @@ void dmirror_release(struct dmirror *dmirror);
  * success copied back (cpages, faults).
  * Return: 0 or a negative errno: -EINVAL (unaligned addr, wrapping range,
  * unknown command), -EFAULT, -EPERM, -ENOENT, -EBUSY, -ENOMEM as test_hmm
- * returns them.
+ * returns them; -EBADF for a released (closed) or NULL @dmirror, which is
+ * not touched, as ioctl(2) of a closed fd.
  */
 int dmirror_ioctl(struct dmirror *dmirror, unsigned long request, struct hmm_dmirror_cmd *cmd);
 /**
  * dmirror_mmap() - mmap() of the device file into the mirror's mm: a
  * VM_MIXEDMAP VMA whose pages are zeroed driver pages (vm_insert_page).
- * Return: the address or a negative errno, as mm_mmap().
+ * Return: the address or a negative errno, as mm_mmap(); -EBADF for a
+ * released (closed) or NULL @dmirror.
  */
 long dmirror_mmap(struct dmirror *dmirror, unsigned long addr, unsigned long len, int prot,
 		  int flags);
@@ -143,9 +147,26 @@ struct dmirror_stats {
 
 /**
  * dmirror_device_stats() - fill @st for device @minor.
- * Return: 0, or -ENODEV for a bad minor.
+ * Return: 0, or -ENODEV for a bad minor (or no module), -EINVAL for a NULL @st.
  */
 int dmirror_device_stats(struct dmirror_module *mod, unsigned int minor, struct dmirror_stats *st);
+/**
+ * dmirror_fail_devmem_alloc() - inject failures into device @minor's
+ * memory allocator: each allocation of a device page (order 0) or of a
+ * PMD-order device folio (order HPAGE_PMD_ORDER) asks should_fail().  A
+ * failed allocation is what a full device gives: migration to the device
+ * leaves those pages in system memory (the large case falls back to base
+ * pages first).
+ * @attr: the rule (see uhmm/fault_inject.h), or NULL to stop.
+ * Return: 0, or -ENODEV for a bad minor.
+ */
+int dmirror_fail_devmem_alloc(struct dmirror_module *mod, unsigned int minor,
+			      const struct fault_attr *attr);
+/** dmirror_fail_devmem_alloc_count() - failures injected since the rule was set. */
+unsigned long dmirror_fail_devmem_alloc_count(struct dmirror_module *mod, unsigned int minor);
+/** dmirror_fail_devmem_alloc_calls() - eligible allocations since the rule was set. */
+unsigned long dmirror_fail_devmem_alloc_calls(struct dmirror_module *mod, unsigned int minor);
+
 /**
  * dmirror_audit() - the driver's own invariants: every free-list entry is
  * a free page (refcount 0) of a chunk of its device, listed once; every

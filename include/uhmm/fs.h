@@ -134,7 +134,8 @@ struct file {
  * Lock-free apart from the machine's inode list lock.
  *
  * Return: the file with f_count 1 (drop it with fput()), or ERR_PTR(-EFAULT)
- * for a NULL @name, ERR_PTR(-EINVAL) for a name too long, ERR_PTR(-ENOMEM).
+ * for a NULL @name, ERR_PTR(-EINVAL) for a name too long (or, uhmm only, a
+ * NULL @machine), ERR_PTR(-ENOMEM).
  */
 struct file *uhmm_memfd_create(struct uhmm_machine *machine, const char *name);
 
@@ -208,9 +209,11 @@ long uhmm_ftruncate(struct file *file, loff_t length);
  * Stops at the end of the file.  Takes no inode lock: a concurrent write
  * or truncate may be seen in part, as on Linux.
  *
- * Return: the bytes read (0 at or past the end), or -EBADF (not open for
- * reading), -EINVAL (negative @pos), -EFAULT (NULL @buf with a non-zero
- * @count).
+ * Return: the bytes read (0 at or past the end, whatever @buf), or, checked
+ * in Linux's order, -EINVAL (negative @pos), -EBADF (not open for reading),
+ * -EFAULT (@count above PTRDIFF_MAX or @buf + @count wrapping, as
+ * access_ok()), -EINVAL (@pos + @count past LLONG_MAX: rw_verify_area()),
+ * -EFAULT (NULL @buf with bytes to copy).
  */
 ssize_t uhmm_pread(struct file *file, void *buf, size_t count, loff_t pos);
 
@@ -226,9 +229,12 @@ ssize_t uhmm_pread(struct file *file, void *buf, size_t count, loff_t pos);
  * Takes the inode's i_rwsem.
  *
  * Return: the bytes written (fewer than @count when memory ran out part
- * way), or -EBADF (not open for writing), -EINVAL (negative @pos), -EFBIG
- * (@pos at or past MAX_LFS_FILESIZE), -EFAULT (NULL @buf), -ENOMEM
- * (nothing could be written).
+ * way), or, checked in Linux's order, -EINVAL (negative @pos), -EBADF (not
+ * open for writing), -EFAULT (@count above PTRDIFF_MAX or @buf + @count
+ * wrapping), -EINVAL (@pos + @count past LLONG_MAX), -EFAULT (NULL @buf
+ * with a non-zero @count), -ENOMEM (nothing could be written).  (-EFBIG
+ * cannot happen: MAX_LFS_FILESIZE is LLONG_MAX, so rw_verify_area()'s
+ * -EINVAL comes first.)
  */
 ssize_t uhmm_pwrite(struct file *file, const void *buf, size_t count, loff_t pos);
 

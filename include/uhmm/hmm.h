@@ -61,7 +61,8 @@ struct hmm_range {
  *
  * The caller holds mmap_lock for reading.
  *
- * Return: 0; -EINVAL (misaligned or empty range), -EBUSY (the range was
+ * Return: 0; -EINVAL (misaligned or empty range; uhmm only: a NULL @range,
+ * notifier or hmm_pfns, or a notifier that is not inserted), -EBUSY (the range was
  * invalidated: restart with a new notifier_seq), -EFAULT (a requested page
  * cannot be made valid: no VMA, no VM_READ, VM_IO/PFNMAP, or the fault
  * failed, out of memory included, as Linux's), -EPERM (write requested in

@@ -92,7 +92,8 @@ int uhmm_hugetlb_stats(struct uhmm_machine *machine, struct hugetlb_stats *out);
  * lock and the zone lock.
  *
  * Return: the persistent pool size reached (which may be below or above
- * @count), as a read of nr_hugepages after the write shows.
+ * @count), as a read of nr_hugepages after the write shows; -EINVAL for a
+ * NULL @machine (uhmm only).
  */
 long uhmm_hugetlb_set_nr_hugepages(struct uhmm_machine *machine, unsigned long count);
 

@@ -14,6 +14,7 @@
 
 #include <stdio.h>
 
+#include "uhmm/fault_inject.h"
 #include "uhmm/mm_types.h"
 
 /**
@@ -82,26 +83,7 @@ unsigned long uhmm_nr_free_blocks(struct uhmm_machine *machine, unsigned int ord
 unsigned long uhmm_nr_reserved_pages(const struct uhmm_machine *machine);
 
 /* ---- allocation-failure injection (fail_page_alloc) ---- */
-/**
- * struct fault_attr - when allocations fail, after Linux's fault_attr.
- * @probability: percent (0..100) of eligible calls that fail.
- * @interval: only every @interval-th eligible call may fail (0 or 1: each).
- * @times: failures left; -1 for no limit.  Decremented on each failure.
- * @min_order: only allocations of at least this order are eligible
- *             (e.g. HPAGE_PMD_ORDER to fail large folios only).
- * @seed: seed of the probability draw, so a run replays.
- *
- * probability 100, interval N, times 1 fails exactly the N-th eligible call.
- * Allocations with __GFP_NOFAIL are never eligible.
- */
-struct fault_attr {
-	unsigned int probability;
-	unsigned long interval;
-	long times;
-	unsigned int min_order;
-	uint64_t seed;
-};
-
+/* struct fault_attr: see uhmm/fault_inject.h.  __GFP_NOFAIL calls are never eligible. */
 /**
  * uhmm_fail_page_alloc() - set or clear allocation-failure injection.
  * @machine: the machine.
@@ -110,6 +92,8 @@ struct fault_attr {
 void uhmm_fail_page_alloc(struct uhmm_machine *machine, const struct fault_attr *attr);
 /** uhmm_fail_page_alloc_count() - failures injected since the rule was set. */
 unsigned long uhmm_fail_page_alloc_count(struct uhmm_machine *machine);
+/** uhmm_fail_page_alloc_calls() - eligible allocations since the rule was set. */
+unsigned long uhmm_fail_page_alloc_calls(struct uhmm_machine *machine);
 
 /* ---- the PFN space ---- */
 extern struct page *uhmm_vmemmap;
@@ -358,7 +342,8 @@ bool is_huge_zero_folio(const struct folio *folio);
  * folio both free and mapped; free lists consistent; no page allocated that
  * nothing accounts for.
  *
- * Return: the number of violations (0 when everything holds).
+ * Return: the number of violations (0 when everything holds), or -EINVAL
+ * for a NULL @machine.
  */
 int uhmm_audit(struct uhmm_machine *machine, FILE *report);
 

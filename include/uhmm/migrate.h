@@ -111,7 +111,8 @@ void migrate_vma_finalize(struct migrate_vma *migrate);
  * @npages: pfns.
  *
  * Unmaps every collected page from every mm through the reverse map
- * (migration entries).  Return: 0.
+ * (migration entries).  A pfn that no machine or device has gets entry 0
+ * (uhmm only: Linux trusts the driver's pfns).  Return: 0.
  */
 int migrate_device_range(unsigned long *src_pfns, unsigned long start, unsigned long npages);
 /** migrate_device_pfns() - the same for src_pfns[i] holding raw pfns on entry. */

@@ -6,7 +6,8 @@
  *
  * Every call is thread-safe.  Mapping calls return 0 or a negative errno,
  * exactly what the system call returns on Linux (mm_mmap() returns the
- * address or a negative errno).
+ * address or a negative errno).  A NULL @mm, which Linux cannot be given
+ * (it would oops), is -EINVAL everywhere (uhmm only).
  */
 #ifndef UHMM_MM_H
 #define UHMM_MM_H
@@ -20,16 +21,48 @@
 #ifndef MAP_FIXED_NOREPLACE
 #define MAP_FIXED_NOREPLACE 0x100000
 #endif
-#ifndef MADV_COLLAPSE
-#define MADV_COLLAPSE 25
+/* Advice values older libc headers lack (Linux's uapi numbers). */
+#ifndef MADV_NORMAL
+#define MADV_NORMAL 0
 #endif
 #ifndef MADV_FREE
 #define MADV_FREE 8
 #endif
+#ifndef MADV_DONTFORK
+#define MADV_DONTFORK 10
+#endif
+#ifndef MADV_DOFORK
+#define MADV_DOFORK 11
+#endif
+#ifndef MADV_WIPEONFORK
+#define MADV_WIPEONFORK 18
+#endif
+#ifndef MADV_KEEPONFORK
+#define MADV_KEEPONFORK 19
+#endif
+#ifndef MADV_COLD
+#define MADV_COLD 20
+#endif
+#ifndef MADV_PAGEOUT
+#define MADV_PAGEOUT 21
+#endif
+#ifndef MADV_POPULATE_READ
+#define MADV_POPULATE_READ 22
+#endif
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+#ifndef MADV_DONTNEED_LOCKED
+#define MADV_DONTNEED_LOCKED 24
+#endif
+#ifndef MADV_COLLAPSE
+#define MADV_COLLAPSE 25
+#endif
 
 /**
  * mm_alloc() - create an empty address space on @machine.
- * Return: the mm with mm_users = mm_count = 1, or ERR_PTR(-ENOMEM).
+ * Return: the mm with mm_users = mm_count = 1, or ERR_PTR(-ENOMEM), or
+ * ERR_PTR(-EINVAL) for a NULL @machine (uhmm only).
  */
 struct mm_struct *mm_alloc(struct uhmm_machine *machine);
 /** mmget() - take a user reference (mm_users). */
@@ -59,7 +92,8 @@ void mmdrop(struct mm_struct *mm);
  * VM_DONTCOPY VMAs are left out, VM_WIPEONFORK VMAs come up empty.
  * Exclusive pages that may be pinned for DMA are copied at once.
  *
- * Return: the child (mm_users 1), or ERR_PTR(-ENOMEM).
+ * Return: the child (mm_users 1), or ERR_PTR(-ENOMEM), or ERR_PTR(-EINVAL)
+ * for a NULL @oldmm (uhmm only).
  */
 struct mm_struct *mm_fork(struct mm_struct *oldmm);
 
@@ -185,8 +219,9 @@ long mm_mremap(struct mm_struct *mm, unsigned long old_addr, unsigned long old_l
  * file mapping past the end of the file raises SIGBUS when it is reached;
  * the bytes before it have been copied.
  *
- * Return: 0, -EFAULT (no VMA or no permission: SIGSEGV; or SIGBUS), -ENOMEM
- * (the fault could not allocate: the OOM case).
+ * Return: 0, -EFAULT (no VMA or no permission: SIGSEGV; or SIGBUS; or a
+ * NULL @buf with @len above 0, checked first), -ENOMEM (the fault could
+ * not allocate: the OOM case), -EINVAL for a NULL @mm (uhmm only).
  */
 int cpu_read(struct mm_struct *mm, unsigned long addr, void *buf, size_t len);
 /** cpu_write() - store @len bytes from @buf at @addr; see cpu_read(). */
@@ -278,9 +313,15 @@ struct mm_smaps {
 	unsigned long private_hugetlb; /* hugetlb pages mapped once (not in rss) */
 };
 
-/** mm_smaps_rollup() - fill @out for the whole of @mm. Return: 0. */
+/**
+ * mm_smaps_rollup() - fill @out for the whole of @mm.
+ * Return: 0, or -EINVAL for a NULL @mm or @out (uhmm only).
+ */
 int mm_smaps_rollup(struct mm_struct *mm, struct mm_smaps *out);
-/** mm_get_rss() - mm's RSS counter @member (MM_ANONPAGES, ...) in pages. */
+/**
+ * mm_get_rss() - mm's RSS counter @member (MM_ANONPAGES, ...) in pages.
+ * Return: the count, or -EINVAL for a NULL @mm or a @member out of range.
+ */
 long mm_get_rss(struct mm_struct *mm, int member);
 
 /**
@@ -314,7 +355,9 @@ struct folio_mapping_info {
  *         i_mmap_rwsem, then page-table locks).
  * @out: array of @max records, or NULL with @max 0 to only count.
  * Return: how many entries map the folio (more than @max are counted, not
- * stored); 0 for a folio that is neither anonymous nor in a page cache.
+ * stored); 0 for a folio that is neither anonymous nor in a page cache;
+ * -EINVAL (uhmm only) for a NULL @folio, a negative @max, or a NULL @out
+ * with @max above 0.
  */
 int folio_rmap_query(struct folio *folio, struct folio_mapping_info *out, int max);
 

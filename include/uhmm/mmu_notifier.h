@@ -154,6 +154,8 @@ int mmu_interval_notifier_insert_locked(struct mmu_interval_notifier *interval_s
  * mmu_interval_notifier_remove() - unregister; waits for any invalidation
  * that is running against the interval, so after it returns invalidate()
  * is never called again.  Must not be called from invalidate().
+ * An interval that was never inserted (zeroed storage) or was removed
+ * already is left alone (uhmm only: Linux would oops).
  */
 void mmu_interval_notifier_remove(struct mmu_interval_notifier *interval_sub);
 

@@ -8,7 +8,8 @@
  * before the first test.  The TSan build therefore compiles the concurrency
  * suites against this header instead, which gives the subset of Criterion's
  * API those suites use (Test, TestSuite with .init/.fini, cr_assert*,
- * cr_skip_test, cr_log_info) and runs every test in-process, in order,
+ * cr_expect and cr_expect_eq (as assertions: helpers.c's snapshot uses
+ * them), cr_skip_test, cr_log_info) and runs every test in-process, in order,
  * exiting non-zero on the first failed assertion.  cr_skip_test() leaves
  * the test body (longjmp back to the runner), runs the suite's .fini and
  * counts the test as skipped, as Criterion does.  The plain and ASan
@@ -74,6 +75,9 @@ void __attribute__((noreturn, format(printf, 1, 2))) tsan_skip_test(const char *
 #define cr_assert_null(p, ...) cr_assert((p) == NULL, __VA_ARGS__)
 #define cr_assert_not_null(p, ...) cr_assert((p) != NULL, __VA_ARGS__)
 #define cr_assert_fail(...) tsan_assert_fail(__FILE__, __LINE__, "cr_assert_fail", " " __VA_ARGS__)
+/* The runner stops at the first failure: an expectation is an assertion here. */
+#define cr_expect(cond, ...) cr_assert(cond, __VA_ARGS__)
+#define cr_expect_eq(a, b, ...) cr_assert_eq(a, b, __VA_ARGS__)
 /* cr_skip_test(fmt, ...): mark the test skipped and leave it. */
 #define cr_skip_test(...) tsan_skip_test(__VA_ARGS__)
 #define cr_log_info(...) (fprintf(stderr, __VA_ARGS__), fputc('\n', stderr))
