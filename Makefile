@@ -11,6 +11,8 @@
 #                    ASan and UBSan, and fuzz for FUZZ_SECONDS (default 60)
 #                    from the seed corpus fuzz/corpus; new inputs go to
 #                    build-fuzz/corpus, crash inputs to build-fuzz/artifacts
+#   make fuzz-ci     CI's run: 60 s with FUZZ_SEED=1 from the seed corpus
+#                    only (new inputs go to build-fuzz/ci-corpus)
 #   make fuzz-corpus regenerate the seed corpus (fuzz/gen_corpus.c)
 #   make format      clang-format every C file in place
 
@@ -19,7 +21,7 @@ MESON ?= meson
 JOBS ?= $(shell nproc 2>/dev/null || echo 2)
 BENCH_ARGS ?=
 
-.PHONY: all deps fuzz-deps build bench test test-plain test-asan test-tsan fuzz fuzz-corpus \
+.PHONY: all deps fuzz-deps build bench test test-plain test-asan test-tsan fuzz fuzz-ci fuzz-corpus \
 	format clean
 
 all: build
@@ -97,6 +99,14 @@ FUZZ_OBJS := $(patsubst %.c,$(FUZZ_DIR)/obj/%.o,$(FUZZ_SRCS))
 FUZZ_CFLAGS := -std=c11 -D_GNU_SOURCE -fno-strict-aliasing -Wall -Wextra -Werror -g -O2 \
 	-Iinclude -Imm -pthread -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_ARGS ?=
+# FUZZ_SEED fixes libFuzzer's mutation seed and FUZZ_RUNS caps the
+# executions; empty (the default) means a random seed and no cap.  A fixed
+# seed does not make two runs identical: coverage feedback also depends on
+# timing and host addresses, so the inputs drift apart after a few hundred.
+FUZZ_SEED ?=
+FUZZ_RUNS ?=
+FUZZ_NEW ?= $(FUZZ_DIR)/corpus
+FUZZ_LIMITS = $(if $(FUZZ_SEED),-seed=$(FUZZ_SEED)) $(if $(FUZZ_RUNS),-runs=$(FUZZ_RUNS))
 
 # clang and its libFuzzer runtime (Debian: clang, libclang-rt-N-dev), as root.
 fuzz-deps:
@@ -136,17 +146,23 @@ $(FUZZ_DIR)/uhmm_fuzz: $(FUZZ_OBJS)
 # (its input is in $(FUZZ_DIR)/artifacts; replay it with
 # build-plain/fuzz/fuzz_replay FILE).
 fuzz: $(FUZZ_DIR)/uhmm_fuzz
-	@mkdir -p $(FUZZ_DIR)/corpus $(FUZZ_DIR)/artifacts
-	@echo "fuzzing for $(FUZZ_SECONDS) s (log: $(FUZZ_DIR)/fuzz.log)"
+	@mkdir -p $(FUZZ_NEW) $(FUZZ_DIR)/artifacts
+	@echo "fuzzing for $(FUZZ_SECONDS) s $(FUZZ_LIMITS) (log: $(FUZZ_DIR)/fuzz.log)"
 	@./$(FUZZ_DIR)/uhmm_fuzz -max_total_time=$(FUZZ_SECONDS) -timeout=60 -max_len=2048 \
 		-rss_limit_mb=4096 -print_final_stats=1 -artifact_prefix=$(FUZZ_DIR)/artifacts/ \
-		$(FUZZ_ARGS) $(FUZZ_DIR)/corpus fuzz/corpus >$(FUZZ_DIR)/fuzz.log 2>&1; rc=$$?; \
+		$(FUZZ_LIMITS) $(FUZZ_ARGS) $(FUZZ_NEW) fuzz/corpus >$(FUZZ_DIR)/fuzz.log 2>&1; rc=$$?; \
 	grep -E '^#[0-9]+[[:space:]]+(INITED|DONE)|^stat::' $(FUZZ_DIR)/fuzz.log; \
 	if [ $$rc != 0 ]; then \
 		tail -n 60 $(FUZZ_DIR)/fuzz.log; \
 		echo "fuzz: FAILED (exit $$rc); crash inputs:"; ls -l $(FUZZ_DIR)/artifacts; exit 1; \
 	fi; \
-	echo "fuzz: clean, $$(ls $(FUZZ_DIR)/corpus | wc -l) new inputs in $(FUZZ_DIR)/corpus"
+	echo "fuzz: clean, $$(ls $(FUZZ_NEW) | wc -l) new inputs in $(FUZZ_NEW)"
+
+# CI's run: 60 s from the seed corpus alone (a fresh directory for new
+# inputs, so what an earlier local run saved does not change it).
+fuzz-ci:
+	rm -rf $(FUZZ_DIR)/ci-corpus
+	$(MAKE) fuzz FUZZ_SEED=1 FUZZ_SECONDS=60 FUZZ_NEW=$(FUZZ_DIR)/ci-corpus
 
 fuzz-corpus: build-plain/build.ninja
 	ninja -C build-plain fuzz/gen_corpus

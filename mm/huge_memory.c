@@ -155,7 +155,7 @@ vm_fault_t do_huge_pmd_anonymous_page(struct vm_area_struct *vma, pmd_t *pmd, un
 		folio_put(folio);
 		return VM_FAULT_OOM;
 	}
-	entry = pmd_mkyoung(pmd_mkdirty(pmd_mkwrite(pfn_pmd(folio_pfn(folio), prot))));
+	entry = pmd_mkyoung(pmd_mkdirty(maybe_pmd_mkwrite(pfn_pmd(folio_pfn(folio), prot), vma)));
 	ptl = pmd_lock(mm, pmd);
 	if (!pmd_none(pmdp_get(pmd))) {
 		spin_unlock(ptl);

@@ -236,6 +236,16 @@ int walk_page_range(struct mm_struct *mm, unsigned long start, unsigned long end
 /* vm_get_page_prot() - the present-entry bits for @vm_flags (RW only for shared writable). */
 uint64_t vm_get_page_prot(unsigned long vm_flags);
 
+/*
+ * maybe_pmd_mkwrite() - @pmd made writable when @vma is VM_WRITE; a fault
+ * in a read-only VMA (PROT_READ, PROT_READ|PROT_EXEC) maps read-only.
+ * Return: the new entry.
+ */
+static inline pmd_t maybe_pmd_mkwrite(pmd_t pmd, const struct vm_area_struct *vma)
+{
+	return (vma->vm_flags & VM_WRITE) ? pmd_mkwrite(pmd) : pmd;
+}
+
 /* ------------------------------------------------------------------ */
 /* VMAs (mmap.c)                                                       */
 /* ------------------------------------------------------------------ */

@@ -141,10 +141,8 @@ static enum scan_result collapse_pmd(struct vm_area_struct *vma, pmd_t *pmd, uns
 	pgtable_trans_huge_deposit(mm, pmd, (uint64_t *)ptes);
 	folio_add_new_anon_rmap(folio, vma, haddr, true);
 	add_mm_counter(mm, MM_ANONPAGES, (long)HPAGE_PMD_NR - old_anon);
-	/* maybe_pmd_mkwrite(): writable only in a VM_WRITE VMA. */
-	entry = pmd_mkyoung(pmd_mkdirty(pfn_pmd(folio_pfn(folio), vm_get_page_prot(vma->vm_flags))));
-	if (vma->vm_flags & VM_WRITE)
-		entry = pmd_mkwrite(entry);
+	entry = maybe_pmd_mkwrite(pmd_mkyoung(pmd_mkdirty(pfn_pmd(folio_pfn(folio),
+						vm_get_page_prot(vma->vm_flags)))), vma);
 	set_pmd(pmd, entry);
 	spin_unlock(pmd_ptl);
 	mmu_notifier_invalidate_range_end(&range);

@@ -496,6 +496,47 @@ Test(hmm, huge_zero_page_then_write_request_gets_thp)
 	mmput(mm);
 }
 
+static void nozero_setup(void)
+{
+	struct uhmm_machine_config cfg = { .no_huge_zero_page = true };
+
+	machine_setup_with(&cfg);
+}
+
+TestSuite(hmm_nozero, .init = nozero_setup, .fini = machine_teardown);
+
+/*
+ * With the huge zero page off, a read fault in a read-only THP range
+ * allocates a THP; it must be mapped read-only (maybe_pmd_mkwrite()), so a
+ * write request fails -EPERM and the CPU cannot write either.  Found by
+ * the fuzzer: uhmm mapped it writable and a device WRITE went through a
+ * PROT_READ|PROT_EXEC mapping.
+ */
+Test(hmm_nozero, read_fault_in_readonly_vma_maps_readonly_thp)
+{
+	struct mm_struct *mm = new_mm();
+	struct drv *d = drv_new(mm);
+	unsigned long a = map_anon(mm, 0, PMD_SIZE, PROT_READ | PROT_EXEC, 0);
+	unsigned long pfns[4] = { 0 };
+	uint8_t byte = 1;
+
+	cr_assert(IS_ALIGNED(a, PMD_SIZE));
+	cr_assert_eq(mm_madvise(mm, a, PMD_SIZE, MADV_HUGEPAGE), 0);
+	check_zero(mm, a, PMD_SIZE);
+	cr_assert_eq(anon_huge(mm), PMD_SIZE, "a read with no huge zero page maps a THP");
+	cr_assert_eq(fault_retry(d, a, 4, pfns, HMM_PFN_REQ_FAULT, 0, NULL, NULL), 0);
+	for (unsigned long i = 0; i < 4; i++)
+		expect_pfn(pfns, i, (pfn_at(mm, a) + i) | V | ORDER9);
+	memset(pfns, 0, sizeof(pfns));
+	cr_assert_eq(fault_retry(d, a, 4, pfns, HMM_PFN_REQ_FAULT | HMM_PFN_REQ_WRITE, 0, NULL,
+				 NULL),
+		     -EPERM);
+	cr_assert_eq(cpu_write(mm, a + 5, &byte, 1), -EFAULT);
+	check_zero(mm, a, PMD_SIZE);
+	drv_free(d);
+	mmput(mm);
+}
+
 /* ------------------------------------------------------------------ */
 /* Invalidations                                                       */
 /* ------------------------------------------------------------------ */
