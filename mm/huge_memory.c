@@ -16,9 +16,12 @@
  * @haddr: PMD-aligned address.
  * @enforce_sysfs: honour transparent_hugepage/enabled (MADV_COLLAPSE does not).
  *
- * Return: true when the 2 MiB range fits inside the VMA, its pgoff is
- * PMD-aligned relative to the address, VM_NOHUGEPAGE is clear and (with
- * @enforce_sysfs) the THP mode allows it.
+ * Return: true when the 2 MiB range fits inside the VMA, VM_NOHUGEPAGE is
+ * clear and (with @enforce_sysfs) the THP mode allows it.  As in Linux's
+ * thp_vma_suitable_order(), an anonymous VMA's pgoff need not be aligned:
+ * after an mremap() to an address that moved the pgoff off a 2 MiB
+ * boundary, a fault at an aligned address still gets a THP (its index is
+ * then not a multiple of 512).
  */
 bool thp_vma_allowable(struct vm_area_struct *vma, unsigned long haddr, bool enforce_sysfs)
 {
@@ -27,8 +30,6 @@ bool thp_vma_allowable(struct vm_area_struct *vma, unsigned long haddr, bool enf
 	if (!vma_is_anonymous(vma) || (vma->vm_flags & (VM_NOHUGEPAGE | VM_HUGETLB)))
 		return false;
 	if (haddr < vma->vm_start || haddr + PMD_SIZE > vma->vm_end || haddr + PMD_SIZE < haddr)
-		return false;
-	if (!IS_ALIGNED((vma->vm_start >> PAGE_SHIFT) - vma->vm_pgoff, HPAGE_PMD_NR))
 		return false;
 	if (!enforce_sysfs)
 		return true;

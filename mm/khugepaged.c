@@ -14,8 +14,8 @@ enum scan_result {
 	SCAN_SUCCEED,
 	SCAN_PMD_MAPPED,
 	SCAN_PMD_NULL,
+	SCAN_PMD_NONE,
 	SCAN_PTE_NON_PRESENT,
-	SCAN_PAGE_RO,
 	SCAN_PAGE_LOCK,
 	SCAN_PAGE_COUNT,
 	SCAN_PAGE_ANON,
@@ -38,6 +38,29 @@ static int madvise_collapse_errno(enum scan_result result)
 }
 
 /*
+ * madvise_collapse_may_continue() - does MADV_COLLAPSE go on to the next
+ * PMD range after @result?  Linux keeps a short list of results that only
+ * skip the range (no PMD table, a non-present PTE, a page it cannot take,
+ * a locked or extra-referenced page); anything else (an empty PMD, a page
+ * that is not anonymous, no THP to allocate) ends the call there, leaving
+ * later ranges as they were.  Checked against the host (6.18): a range
+ * whose PMD is empty stops the collapse before a populated range behind it.
+ */
+static bool madvise_collapse_may_continue(enum scan_result result)
+{
+	switch (result) {
+	case SCAN_PMD_NULL:
+	case SCAN_PTE_NON_PRESENT:
+	case SCAN_PAGE_NULL:
+	case SCAN_PAGE_COUNT:
+	case SCAN_PAGE_LOCK:
+		return true;
+	default:
+		return false;
+	}
+}
+
+/*
  * scan_pmd() - can the PTE table under @pmd be collapsed?  Every PTE must
  * be none, the zero page or an anonymous page that nothing but its
  * mappings references, and at least one must be writable.
@@ -51,8 +74,10 @@ static enum scan_result scan_pmd(struct mm_struct *mm, pmd_t *pmd)
 
 	if (pmd_leaf(val))
 		return SCAN_PMD_MAPPED;
-	if (pmd_none(val) || is_swap_pmd(val))
-		return SCAN_PMD_NULL;
+	if (pmd_none(val))
+		return SCAN_PMD_NONE;
+	if (is_swap_pmd(val))
+		return SCAN_PMD_NULL; /* Linux: !pmd_present() */
 	ptes = (pte_t *)pt_entry_table(mm, pmd_val(val));
 	for (int i = 0; i < PTRS_PER_PTE; i++) {
 		pte_t pte = ptep_get(&ptes[i]);
@@ -155,13 +180,14 @@ static enum scan_result collapse_pmd(struct vm_area_struct *vma, pmd_t *pmd, uns
  * @start: start of the advised range inside @vma.
  * @end: end of the advised range inside @vma.
  *
- * Collapses each PMD-aligned 2 MiB range wholly inside [@start, @end);
- * ranges already PMD-mapped count as done.
+ * Collapses each PMD-aligned 2 MiB range wholly inside [@start, @end) in
+ * address order; ranges already PMD-mapped count as done.  A failure that
+ * madvise_collapse_may_continue() does not list ends the walk there.
  *
  * Return: 0 when every range is PMD-mapped afterwards; otherwise the errno
- * of the last failure: -EINVAL (THP forbidden in the VMA, nothing mapped,
- * no writable page, a swap or device entry), -EAGAIN (a page is locked or
- * referenced beyond its mappings), -ENOMEM (no THP could be allocated).
+ * of the last failure: -EINVAL (THP forbidden in the VMA, an empty PMD, a
+ * swap or device entry), -EAGAIN (a page is locked or referenced beyond
+ * its mappings), -ENOMEM (no THP could be allocated).
  */
 int madvise_collapse(struct vm_area_struct *vma, unsigned long start, unsigned long end)
 {
@@ -178,8 +204,7 @@ int madvise_collapse(struct vm_area_struct *vma, unsigned long start, unsigned l
 	 * (uhmm returned 0 in all three cases):
 	 *  - thp_vma_allowable_order() outside a fault forbids THP in a VMA
 	 *    that never faulted (no anon_vma yet), and in one that cannot hold
-	 *    its last PMD-aligned 2 MiB range (too small, or pgoff not
-	 *    congruent);
+	 *    its last PMD-aligned 2 MiB range (too small);
 	 *  - a range inside one PMD (hend below hstart) fails: Linux compares
 	 *    the count of THPs made with (hend - hstart) >> PMD_SHIFT, which
 	 *    wraps, and reports its initial SCAN_FAIL as -EINVAL.
@@ -193,14 +218,15 @@ int madvise_collapse(struct vm_area_struct *vma, unsigned long start, unsigned l
 		pmd_t *pmd = pmd_off(mm, addr);
 		enum scan_result result = pmd ? scan_pmd(mm, pmd) : SCAN_PMD_NULL;
 
-		if (!thp_vma_allowable(vma, addr, false))
-			result = SCAN_PAGE_ANON; /* pgoff misaligned after mremap */
 		if (result == SCAN_SUCCEED)
 			result = collapse_pmd(vma, pmd, addr);
-		if (result == SCAN_SUCCEED || result == SCAN_PMD_MAPPED)
+		if (result == SCAN_SUCCEED || result == SCAN_PMD_MAPPED) {
 			thps++;
-		else
-			last_fail = result;
+			continue;
+		}
+		last_fail = result;
+		if (!madvise_collapse_may_continue(result))
+			break;
 	}
 	return thps == (hend - hstart) >> PMD_SHIFT ? 0 : madvise_collapse_errno(last_fail);
 }

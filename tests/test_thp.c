@@ -97,6 +97,43 @@ Test(thp, hugepage_first_write_maps_pmd_thp)
 	mmput(mm);
 }
 
+/*
+ * An anonymous VMA whose pgoff is not 2 MiB-aligned relative to its start
+ * (moved there by mremap) still gets a THP at an aligned address: Linux's
+ * thp_vma_suitable_order() checks the pgoff of file VMAs only.
+ */
+Test(thp, misaligned_anon_pgoff_still_gets_thp)
+{
+	struct mm_struct *mm = new_mm();
+	unsigned long src = map_plain(mm, 3 * HPS), dst = map_plain(mm, 2 * HPS);
+	struct vm_area_struct *vma;
+	unsigned long head;
+
+	/*
+	 * A 4 KiB page at src gives the VMA its anon_vma (mremap of a VMA
+	 * that never faulted resets the pgoff to the new address); then move
+	 * [src + 2 MiB + 4 KiB, src + 4 MiB + 4 KiB), which has no page
+	 * tables (so dst's PMD stays empty, as in Linux), to dst: its pgoff
+	 * stays src's + 513.
+	 */
+	fill_pattern(mm, src, PG, 6);
+	cr_assert_eq(mm_mremap(mm, src + HPS + PG, HPS, HPS, MREMAP_MAYMOVE | MREMAP_FIXED, dst),
+		     (long)dst);
+	mmap_read_lock(mm);
+	vma = find_vma(mm, dst);
+	cr_assert(vma && vma->vm_start == dst);
+	cr_assert_eq(vma->vm_pgoff, (src >> PAGE_SHIFT) + NR + 1);
+	mmap_read_unlock(mm);
+	cr_assert_eq(mm_madvise(mm, dst, HPS, MADV_HUGEPAGE), 0);
+	fill_pattern(mm, dst, HPS, 7);
+	head = assert_pmd_thp(mm, dst);
+	cr_assert_eq(page_folio(pfn_to_page(head))->index, (src >> PAGE_SHIFT) + NR + 1);
+	check_pattern(mm, dst, HPS, 7);
+	check_pattern(mm, src, PG, 6);
+	assert_audit_clean();
+	mmput(mm);
+}
+
 Test(thp, two_thps_in_4m)
 {
 	struct mm_struct *mm = new_mm();
