@@ -9,6 +9,8 @@
  * never fails, as in Linux.
  */
 #include "internal.h"
+#include "uhmm/gup.h"
+#include "uhmm/memremap.h"
 
 /**
  * thp_vma_allowable() - may a PMD-sized anonymous folio map @haddr in @vma?
@@ -402,63 +404,65 @@ bool is_huge_zero_folio(const struct folio *folio)
 }
 
 /**
- * split_pte_mapped_folio_locked() - split a large anonymous folio that one
- * PTE table maps into order-0 folios, in place.
- * @folio: a large anonymous folio, not PMD-mapped.
- * @nr_ptes: how many PTEs of the table whose ptl the caller holds map it.
+ * split_folio() - split a large anonymous folio into order-0 folios, as
+ * Linux's split_folio() does: unmap every mapping through the reverse map
+ * (migration entries; PMD mappings are split to PTEs first, and each
+ * unmap invalidates mirrors with MMU_NOTIFY_CLEAR), freeze the refcount
+ * at the caller's reference, split, and map each page back, where a page
+ * that holds only zeroes gets the shared zero page instead and is freed
+ * (RMP_USE_SHARED_ZEROPAGE, Linux 6.12+).
+ * @folio: locked by the caller, who holds one reference.
  *
- * Linux unmaps the folio (migration entries), freezes and splits it, and
- * maps it back.  When every mapping sits in one PTE table whose lock the
- * caller holds and nothing else references the folio, nobody can see the
- * folio between those steps, so uhmm does the same in place: the PTEs keep
- * their PFNs, each new folio keeps its page's mapcount and gets one
- * reference per PTE, and pages no PTE maps are freed.
+ * Needs mmap_lock of the caller's mm; no page-table lock.  On success the
+ * caller still holds the lock and the reference of the order-0 folio of
+ * @folio's first page (page_folio() of the head page); the other pages
+ * are unlocked and hold only their mappings' references.
  *
- * Return: 0; -EBUSY (nothing changed) when the folio is locked, mapped
- * elsewhere or referenced beyond its mappings (can_split_folio()).
+ * Return: 0, or -EBUSY with the folio whole and mapped as before (not
+ * anonymous, device memory, pinned, or referenced beyond its mappings).
  */
-int split_pte_mapped_folio_locked(struct folio *folio, int nr_ptes)
+int split_folio(struct folio *folio)
 {
+	struct page *head = folio_head(folio);
 	unsigned long nr = folio_nr_pages(folio);
-	int mapcounts[HPAGE_PMD_NR];
+	struct anon_vma *anon_vma;
 
-	if (!folio_test_large(folio) || !folio_test_anon(folio) || nr > HPAGE_PMD_NR ||
-	    folio_entire_mapcount(folio) || folio_mapcount(folio) != nr_ptes)
+	if (!folio_test_large(folio) || !folio_test_anon(folio) || folio_is_zone_device(folio) ||
+	    folio_maybe_dma_pinned(folio))
 		return -EBUSY;
-	if (!folio_trylock(folio))
-		return -EBUSY;
-	if (!folio_ref_freeze(folio, nr_ptes)) {
-		folio_unlock(folio);
-		return -EBUSY;
+	/*
+	 * While the folio is unmapped only migration entries point at it.
+	 * The caller's VMA (mmap_lock held) keeps the anon_vma linked; hold
+	 * a reference anyway, as Linux's split does, so the
+	 * remove_migration_ptes() walk does not depend on whose mm that is.
+	 */
+	anon_vma = folio_get_anon_vma(folio); /* NULL: nothing maps it any more */
+	try_to_migrate(folio, TTU_SPLIT_HUGE_PMD);
+	if (folio_mapped(folio) || !folio_ref_freeze(folio, 1)) {
+		remove_migration_ptes(folio, folio, 0);
+		goto busy;
 	}
-	/* "Unmap": park the per-page mapcounts while the split rewrites metadata. */
-	for (unsigned long i = 0; i < nr; i++) {
-		mapcounts[i] = atomic_load(&folio_page(folio, i)->_mapcount);
-		atomic_store(&folio_page(folio, i)->_mapcount, -1);
-	}
-	atomic_store(&folio->_large_mapcount, -1);
-	atomic_store(&folio->_nr_pages_mapped, 0);
 	if (__split_unmapped_folio(folio, 0)) {
-		/* Cannot happen after the checks above; put everything back. */
-		for (unsigned long i = 0; i < nr; i++)
-			atomic_store(&folio_page(folio, i)->_mapcount, mapcounts[i]);
-		atomic_store(&folio->_large_mapcount, nr_ptes - 1);
-		atomic_store(&folio->_nr_pages_mapped, nr_ptes);
-		folio_ref_unfreeze(folio, nr_ptes);
-		folio_unlock(folio);
-		uhmm_warn("split_pte_mapped_folio_locked: split of pfn %#lx failed", folio_pfn(folio));
-		return -EBUSY;
+		folio_ref_unfreeze(folio, 1);
+		remove_migration_ptes(folio, folio, 0);
+		goto busy;
 	}
-	/* "Remap": each page is its own folio, referenced by its PTEs. */
+	/* Each order-0 folio starts with the one frozen reference, locked. */
 	for (unsigned long i = 0; i < nr; i++) {
-		struct page *page = folio_head(folio) + i;
-		struct folio *small = page_folio(page);
+		struct folio *small = page_folio(head + i);
 
-		atomic_store(&page->_mapcount, mapcounts[i]);
-		folio_ref_unfreeze(small, mapcounts[i] + 1);
+		folio_ref_unfreeze(small, 1);
+		remove_migration_ptes(small, small, RMP_USE_SHARED_ZEROPAGE);
+		if (i == 0)
+			continue; /* the caller's */
 		folio_unlock(small);
-		if (mapcounts[i] < 0)
-			__folio_free(small);
+		folio_put(small); /* frees a page nothing maps any more */
 	}
+	if (anon_vma)
+		put_anon_vma(anon_vma);
 	return 0;
+busy:
+	if (anon_vma)
+		put_anon_vma(anon_vma);
+	return -EBUSY;
 }

@@ -630,11 +630,13 @@ void split_huge_pmd_address(struct vm_area_struct *vma, unsigned long addr);
  */
 bool zap_huge_pmd(struct vm_area_struct *vma, pmd_t *pmd, unsigned long addr);
 /**
- * split_pte_mapped_folio_locked() - split a large anon folio mapped only by
- * @nr_ptes PTEs of one table (its ptl held) into order-0 folios in place.
- * Return: 0, or -EBUSY with nothing changed.
+ * split_folio() - split a large anonymous folio (locked, referenced by the
+ * caller) into order-0 folios through the reverse map; zero-filled pages
+ * get the shared zero page.  Needs mmap_lock, no page-table lock.
+ * Return: 0 (the caller keeps the lock and reference of the head page's
+ * folio), or -EBUSY with nothing changed.
  */
-int split_pte_mapped_folio_locked(struct folio *folio, int nr_ptes);
+int split_folio(struct folio *folio);
 /**
  * is_huge_zero_pfn() - @pfn is one of the pages of @machine's huge zero
  * folio.  Lock-free: the folio pointer is published with release semantics.

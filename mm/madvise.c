@@ -6,6 +6,7 @@
  * MADV_POPULATE_(READ|WRITE) and MADV_COLLAPSE.
  */
 #include "internal.h"
+#include "uhmm/memremap.h"
 
 /* madvise_behavior_valid() for what this kernel is configured with (no KSM). */
 static bool madvise_behavior_valid(int behavior)
@@ -65,22 +66,63 @@ struct madvise_free_range {
 };
 
 /*
- * How many PTEs of the table holding @pte (which maps @addr) map pages of
- * @folio.  The table's ptl is held.
+ * Does MADV_FREE over [@r->start, @r->end) take all of the large @folio,
+ * whose page @page the PTE at @addr maps?  Only when the folio lies wholly
+ * inside the range and this mm maps each of its pages once.
  */
-static int ptes_mapping_folio(pte_t *pte, unsigned long addr, struct folio *folio)
+static bool madvise_free_whole_folio(const struct madvise_free_range *r, struct folio *folio,
+				     struct page *page, unsigned long addr)
 {
-	pte_t *table = pte - pte_index(addr);
-	unsigned long first = folio_pfn(folio), last = first + folio_nr_pages(folio);
-	int n = 0;
+	unsigned long fstart = addr - (unsigned long)(page - folio_head(folio)) * PAGE_SIZE;
 
-	for (int i = 0; i < PTRS_PER_PTE; i++) {
-		pte_t e = ptep_get(&table[i]);
+	return fstart >= r->start && fstart + folio_size(folio) <= r->end &&
+	       folio_mapcount(folio) == (int)folio_nr_pages(folio) && !folio_entire_mapcount(folio);
+}
 
-		if (pte_present(e) && pte_pfn(e) >= first && pte_pfn(e) < last)
-			n++;
+/*
+ * madvise_free_split_partial() - before the PTEs under @pmd in [@addr,
+ * @end) are advised, split every large anonymous folio the range covers
+ * only in part, as Linux's madvise_free_pte_range() does (it drops the
+ * ptl, split_folio()s, and looks at the PTE again); a folio mapped more
+ * often than it has pages (shared with a forked child) is left whole, and
+ * so is one that cannot be locked or split.  Called without the ptl.
+ */
+static void madvise_free_split_partial(struct madvise_free_range *r, struct mm_struct *mm,
+				       pmd_t *pmd, unsigned long addr, unsigned long end)
+{
+	while (addr < end) {
+		struct folio *split = NULL;
+		pthread_mutex_t *ptl;
+		pte_t *pte = pte_offset_map_lock(mm, pmd, addr, &ptl);
+		bool split_done = false;
+
+		if (!pte)
+			return;
+		for (; addr < end; addr += PAGE_SIZE, pte++) {
+			struct page *page = vm_normal_page(mm, ptep_get(pte));
+			struct folio *folio = page ? page_folio(page) : NULL;
+
+			if (!folio || !folio_test_large(folio) || !folio_test_anon(folio) ||
+			    folio_is_zone_device(folio) ||
+			    folio_mapcount(folio) > (int)folio_nr_pages(folio) ||
+			    madvise_free_whole_folio(r, folio, page, addr))
+				continue;
+			folio_get(folio);
+			split = folio;
+			break;
+		}
+		spin_unlock(ptl);
+		if (!split)
+			return;
+		if (folio_trylock(split)) {
+			split_done = !split_folio(split);
+			split = page_folio(folio_page(split, 0)); /* the head page's, after a split */
+			folio_unlock(split);
+		}
+		folio_put(split);
+		if (!split_done)
+			addr += PAGE_SIZE; /* left whole: the PTE walk skips it */
 	}
-	return n;
 }
 
 /* Mark the page at @pte lazily freeable if its folio is ours alone (ptl held). */
@@ -98,25 +140,10 @@ static int madvise_free_pte_entry(pte_t *pte, unsigned long addr, unsigned long 
 	folio = page_folio(page);
 	if (!folio_test_anon(folio))
 		return 0;
-	if (folio_test_large(folio)) {
-		unsigned long fstart = addr - (unsigned long)(page - folio_head(folio)) * PAGE_SIZE;
-
-		if (fstart < r->start || fstart + folio_size(folio) > r->end ||
-		    folio_mapcount(folio) != (int)folio_nr_pages(folio)) {
-			/*
-			 * Only part of the folio is advised (or it is mapped
-			 * oddly): split it, as Linux does, and skip it when
-			 * the split is refused.
-			 */
-			if (split_pte_mapped_folio_locked(folio, ptes_mapping_folio(pte, addr, folio)))
-				return 0;
-			folio = page_folio(page);
-		}
-	}
-	if (folio_test_large(folio) ?
-		    folio_mapcount(folio) != (int)folio_nr_pages(folio) || folio_entire_mapcount(folio) :
-		    folio_mapcount(folio) != 1)
-		return 0; /* shared with another mm */
+	/* A large folio still here was left whole by madvise_free_split_partial(). */
+	if (folio_test_large(folio) ? !madvise_free_whole_folio(r, folio, page, addr) :
+				      folio_mapcount(folio) != 1)
+		return 0; /* shared with another mm, or only partly advised */
 	set_pte(pte, pte_mkold(pte_mkclean(entry)));
 	folio_clear_dirty(folio);
 	folio_mark_lazyfree(folio);
@@ -135,12 +162,17 @@ static int madvise_free_pmd_entry(pmd_t *pmd, unsigned long addr, unsigned long 
 
 	if (is_swap_pmd(val))
 		return WALK_SKIP_PTES;
-	if (!pmd_leaf(val))
+	if (!pmd_leaf(val)) {
+		if (!pmd_none(val))
+			madvise_free_split_partial(r, mm, pmd, addr, next);
 		return 0;
+	}
 	if (is_huge_zero_pfn(mm->machine, pmd_pfn(val)))
 		return WALK_SKIP_PTES;
 	if (next - addr != PMD_SIZE) {
 		split_huge_pmd(r->vma, pmd, addr);
+		if (!pmd_leaf(pmdp_get(pmd)) && !pmd_none(pmdp_get(pmd)))
+			madvise_free_split_partial(r, mm, pmd, addr, next);
 		return 0;
 	}
 	ptl = pmd_lock(mm, pmd);

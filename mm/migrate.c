@@ -122,7 +122,37 @@ void folio_migrate_flags(struct folio *newfolio, struct folio *folio)
 struct rmap_remove {
 	struct folio *src;
 	struct folio *dst;
+	int flags;
 };
+
+/*
+ * try_to_map_unused_to_zeropage() - after a split, map the shared zero page
+ * instead of a subpage that holds only zeroes (Linux 6.12+, for anonymous
+ * folios: an underused THP gives back its unused pages when it is split).
+ * @m: the migration entry's mapping; its ptl is held.
+ * @folio: the order-0 anonymous folio the entry names (locked).
+ * Not in a VM_LOCKED VMA.  RSS drops by one page; the folio gets no
+ * mapping or reference, so it is freed when its last reference goes.
+ * Return: true when the zero page was mapped.
+ */
+static bool try_to_map_unused_to_zeropage(const struct folio_mapping *m, struct folio *folio)
+{
+	struct vm_area_struct *vma = m->vma;
+	struct mm_struct *mm = vma->vm_mm;
+	const uint64_t *words;
+
+	if (folio_test_large(folio) || !folio_test_anon(folio) || folio_is_zone_device(folio) ||
+	    (vma->vm_flags & VM_LOCKED))
+		return false;
+	words = machine_pfn_to_virt(mm->machine, folio_pfn(folio));
+	for (size_t i = 0; i < PAGE_SIZE / sizeof(*words); i++)
+		if (words[i])
+			return false;
+	set_pte(m->pte, pte_mkspecial(pfn_pte(mm->machine->zero_pfn,
+					      vm_get_page_prot(vma->vm_flags) & ~_PAGE_RW)));
+	add_mm_counter(mm, MM_ANONPAGES, -1);
+	return true;
+}
 
 /* The anon rmap of @page of anonymous @dst after a migration entry of kind @e. */
 static void remove_migration_rmap(struct folio *dst, struct page *page, swp_entry_t e, bool pmd)
@@ -192,6 +222,9 @@ static bool remove_migration_pte(const struct folio_mapping *m, void *arg)
 
 		if (!is_swap_pte(old) || !is_migration_entry(pte_to_swp_entry(old)))
 			return true;
+		if ((r->flags & RMP_USE_SHARED_ZEROPAGE) && r->src == r->dst &&
+		    try_to_map_unused_to_zeropage(m, r->dst))
+			return true;
 		e = pte_to_swp_entry(old);
 		write = is_writable_migration_entry(e);
 		if (dev_private) {
@@ -222,8 +255,10 @@ static bool remove_migration_pte(const struct folio_mapping *m, void *arg)
  * @src: the locked source folio whose pages the migration entries name.
  * @dst: the locked destination of the same size, whose mapping and index
  *       folio_migrate_mapping() set (or @src itself after a failure).
- * @flags: RMP_LOCKED and RMP_USE_SHARED_ZEROPAGE are accepted; uhmm takes
- *         the rmap lock itself and never maps the zero page here.
+ * @flags: RMP_LOCKED is accepted (uhmm takes the rmap lock itself);
+ *         RMP_USE_SHARED_ZEROPAGE (a split: @src == @dst, order 0) maps
+ *         the zero page where the page holds only zeroes
+ *         (try_to_map_unused_to_zeropage()).
  *
  * Walks @src's reverse map (its anon_vma or page cache, which the caller
  * keeps alive: mmap_lock held or folio_get_anon_vma()) and takes each
@@ -236,9 +271,8 @@ static bool remove_migration_pte(const struct folio_mapping *m, void *arg)
  */
 void remove_migration_ptes(struct folio *src, struct folio *dst, int flags)
 {
-	struct rmap_remove r = { .src = src, .dst = dst };
+	struct rmap_remove r = { .src = src, .dst = dst, .flags = flags };
 
-	(void)flags;
 	if (folio_nr_pages(src) != folio_nr_pages(dst)) {
 		uhmm_warn("remove_migration_ptes: pfn %#lx and %#lx differ in size", folio_pfn(src),
 			  folio_pfn(dst));

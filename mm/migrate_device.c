@@ -36,8 +36,8 @@
  * THP: this file handles every 4 KiB path.  Migration of whole THPs (and
  * of large device folios) as one compound entry comes later: with or
  * without MIGRATE_VMA_SELECT_COMPOUND, a PMD-mapped THP is collected by
- * splitting the PMD and then the folio (migrate_vma_split_folio_locked()
- * in place, else migrate_vma_split_folio() through the reverse map),
+ * splitting the PMD and then the folio (split_folio(), through the
+ * reverse map, which gives zero-filled pages the shared zero page),
  * a PMD-sized hole yields 512 4 KiB hole entries, and the huge zero page
  * is split into zero-page PTEs, which are holes.  MIGRATE_PFN_COMPOUND is
  * never set by this file, and a compound dst entry is refused.
@@ -98,96 +98,14 @@ static int folio_try_share_anon_rmap_pte(struct folio *folio, struct page *page)
 }
 
 /*
- * migrate_vma_split_folio_locked(): a PTE of the table at @ptep (whose
- * ptl is held) maps a page of the large anonymous @folio.  When every
- * mapping of the folio sits in this table and nothing else references it
- * (a THP just split from its PMD, or one that mprotect/munmap cut), split
- * it into order-0 folios in place, without dropping the ptl.
- * Return: true when @folio is now order 0.
- */
-static bool migrate_vma_split_folio_locked(struct folio *folio, pte_t *ptep, unsigned long addr)
-{
-	pte_t *table = ptep - pte_index(addr);
-	unsigned long first = folio_pfn(folio), last = first + folio_nr_pages(folio);
-	int nr = 0;
-
-	for (int i = 0; i < PTRS_PER_PTE; i++) {
-		pte_t pte = ptep_get(&table[i]);
-
-		if (pte_present(pte) && pte_pfn(pte) >= first && pte_pfn(pte) < last)
-			nr++;
-	}
-	return split_pte_mapped_folio_locked(folio, nr) == 0;
-}
-
-/*
- * migrate_vma_split_folio(): Linux's split_folio() of a large anonymous
- * folio that other tables or other mms map too (fork, mremap): unmap
- * every mapping through the reverse map (migration entries; PMD mappings
- * are split to PTEs first), freeze the refcount at the caller's reference,
- * split into order-0 folios and map each back.
- * @folio: locked by the caller, who holds one reference; both are dropped
- *         here, whatever the outcome (for each order-0 folio after a split).
- * Needs mmap_lock.  Return: 0, or -EBUSY with the folio whole and mapped
- * as before (pinned, or referenced beyond its mappings).
- */
-static int migrate_vma_split_folio(struct folio *folio)
-{
-	struct page *head = folio_head(folio);
-	unsigned long nr = folio_nr_pages(folio);
-	struct anon_vma *anon_vma;
-
-	if (!folio_test_anon(folio) || folio_is_zone_device(folio) ||
-	    folio_maybe_dma_pinned(folio))
-		goto busy;
-	/*
-	 * While the folio is unmapped only migration entries point at it.
-	 * Our VMA (mmap_lock held) is linked to the folio's anon_vma, which
-	 * keeps it alive; hold a reference anyway, as Linux's
-	 * split_huge_page_to_list() does, so the remove_migration_ptes() walk
-	 * does not depend on which mm's lock the caller holds.
-	 */
-	anon_vma = folio_get_anon_vma(folio); /* NULL: nothing maps it any more */
-	try_to_migrate(folio, TTU_SPLIT_HUGE_PMD);
-	if (folio_mapped(folio) || !folio_ref_freeze(folio, 1)) {
-		remove_migration_ptes(folio, folio, 0);
-		goto busy_put;
-	}
-	if (__split_unmapped_folio(folio, 0)) {
-		folio_ref_unfreeze(folio, 1);
-		remove_migration_ptes(folio, folio, 0);
-		goto busy_put;
-	}
-	for (unsigned long i = 0; i < nr; i++) {
-		struct folio *small = page_folio(head + i);
-
-		/* Pages nothing maps any more are freed by the put. */
-		folio_ref_unfreeze(small, 1);
-		remove_migration_ptes(small, small, 0);
-		folio_unlock(small);
-		folio_put(small);
-	}
-	if (anon_vma)
-		put_anon_vma(anon_vma);
-	return 0;
-busy_put:
-	if (anon_vma)
-		put_anon_vma(anon_vma);
-busy:
-	folio_unlock(folio);
-	folio_put(folio);
-	return -EBUSY;
-}
-
-/*
  * migrate_vma_collect_pte(): one PTE, its table's ptl held.  Appends one
  * entry to src/dst.  A selected page is referenced, locked (unless it is
  * the fault page) and replaced by a migration entry; its PTE mapping's
  * rmap and reference are dropped, as an unmap would.
  *
- * A page of a large folio that cannot be split in place appends nothing:
- * *@split gets the folio, referenced, for the caller to split with the ptl
- * dropped (migrate_vma_split_folio()) before it looks at the PTE again.
+ * A page of a large folio appends nothing: *@split gets the folio,
+ * referenced, for the caller to split with the ptl dropped (split_folio())
+ * before it looks at the PTE again.
  */
 static void migrate_vma_collect_pte(struct migrate_vma *migrate, pte_t *ptep, unsigned long addr,
 				    struct folio **split)
@@ -253,12 +171,10 @@ static void migrate_vma_collect_pte(struct migrate_vma *migrate, pte_t *ptep, un
 		if (folio_test_large(folio)) {
 			if (!folio_test_anon(folio) || folio_is_zone_device(folio))
 				goto next; /* large page-cache and device folios stay */
-			if (!migrate_vma_split_folio_locked(folio, ptep, addr)) {
-				folio_get(folio);
-				*split = folio;
-				return;
-			}
-			folio = page_folio(page);
+			/* Split with the ptl dropped, then look at this PTE again. */
+			folio_get(folio);
+			*split = folio;
+			return;
 		}
 		mpfn = migrate_pfn(pfn) | MIGRATE_PFN_MIGRATE;
 		if (pte_write(pte))
@@ -406,11 +322,16 @@ again:
 			 * the unlocked window), then look at addr again; if it
 			 * cannot be split, the page is skipped.
 			 */
-			if (split == fault_folio || !folio_trylock(split))
-				folio_put(split);
-			else if (!migrate_vma_split_folio(split))
-				split = NULL;
-			if (split) {
+			bool split_done = false;
+
+			if (split != fault_folio && folio_trylock(split)) {
+				split_done = !split_folio(split);
+				/* After a split: the head page's order-0 folio. */
+				split = page_folio(folio_page(split, 0));
+				folio_unlock(split);
+			}
+			folio_put(split);
+			if (!split_done) {
 				migrate_vma_collect_skip(migrate, addr, addr + PAGE_SIZE);
 				addr += PAGE_SIZE;
 			}

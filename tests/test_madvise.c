@@ -308,6 +308,35 @@ Test(madvise, free_whole_thp_written_after_is_kept)
 	mmput(mm);
 }
 
+/*
+ * Linux 6.12+: splitting an anonymous THP maps the shared zero page over
+ * every page that holds only zeroes and frees it.  A partial MADV_FREE
+ * splits the folio, so an underused THP gives its unused pages back
+ * (checked on the host, 6.18: pagemap shows the zero page there).
+ */
+Test(madvise, free_part_of_thp_maps_zero_page_over_unused_pages)
+{
+	struct mm_struct *mm = new_mm();
+	unsigned long addr = map_thp(mm, HPS);
+
+	fill_at(mm, addr, 0, 8 * PG, 16);
+	cr_assert(is_pmd_thp(mm, addr));
+	cr_assert_eq(mm_madvise(mm, addr, HPS / 4, MADV_FREE), 0);
+	cr_assert_eq(anon_huge(mm), 0);
+	cr_assert_eq(rss_bytes(mm), 8 * PG, "only the 8 written pages stay");
+	for (unsigned long p = 8; p < NR; p += 37)
+		cr_assert_eq(pfn_at(mm, addr + p * PG), uhmm_zero_pfn(machine),
+			     "page %lu maps the zero page", p);
+	cr_assert_neq(pfn_at(mm, addr + 7 * PG), uhmm_zero_pfn(machine));
+	check_at(mm, addr, 0, 8 * PG, 16);
+	check_zero(mm, addr + 8 * PG, HPS - 8 * PG);
+	assert_audit_clean();
+	/* A write to one of them gets a new page, as after any zero-page read. */
+	fill_at(mm, addr + 300 * PG, 0, PG, 17);
+	cr_assert_eq(rss_bytes(mm), 9 * PG);
+	mmput(mm);
+}
+
 Test(madvise, free_part_of_thp)
 {
 	struct mm_struct *mm = new_mm();

@@ -609,6 +609,17 @@ static bool huge_zero_at(struct worker *w, unsigned long addr)
  * is in its @allowed set of locations (LOCBIT()s; NULL: any), and record
  * it.  Return: false (and fail()) on a snapshot error or a page elsewhere.
  */
+/* Does the shadow say page @pg of @r holds only zeroes? */
+static bool page_all_zero(const struct region *r, unsigned long pg)
+{
+	const uint8_t *b = r->shadow + (pg << PAGE_SHIFT);
+
+	for (unsigned long i = 0; i < PAGE_SIZE; i++)
+		if (b[i])
+			return false;
+	return true;
+}
+
 static bool observe(struct worker *w, struct region *r, unsigned long pg, unsigned long n,
 		    const unsigned int *allowed, const char *what)
 {
@@ -646,6 +657,15 @@ static bool observe(struct worker *w, struct region *r, unsigned long pg, unsign
 			return false;
 		}
 		loc = (unsigned int)__builtin_ctz(set);
+		/*
+		 * Splitting a large anonymous folio (a partial MADV_FREE, a
+		 * migration of part of it) maps the shared zero page over each
+		 * page that holds only zeroes, as Linux 6.12+ does; the page
+		 * may have been split by any earlier operation.
+		 */
+		if (allowed && loc == LOC_EMPTY && p->loc == LOC_SYS && r->large &&
+		    page_all_zero(r, pg + i))
+			goto moved;
 		if (allowed && !(allowed[i] & set)) {
 			fail(w, "%s: page %#lx is in %s (snapshots %#x, %#x), the model says it was "
 				"in %s and may now be in %#x (bits: empty sys dev0 dev1 dev2)",
@@ -653,6 +673,7 @@ static bool observe(struct worker *w, struct region *r, unsigned long pg, unsign
 			     loc_names[p->loc], allowed[i]);
 			return false;
 		}
+moved:
 		if (p->loc != loc) {
 			/* It moved: no mirror maps the old page; the new may be mapped. */
 			dpt_maybe(r, pg + i, 1, -1);
@@ -1476,8 +1497,9 @@ static bool op_to_sys(struct worker *w, struct region *r, unsigned int m)
 	if (ok) {
 		unsigned long moved = 0;
 
+		/* Pages of other places may have changed too: a split's zero pages. */
 		for (unsigned long i = 0; i < n; i++)
-			moved += r->pm[pg + i].loc != before[i];
+			moved += before[i] == LOC_DEV + m && r->pm[pg + i].loc != before[i];
 		if (cmd.cpages != moved || (!st.inject && moved != want)) {
 			fail(w, "MIGRATE_TO_SYS(minor %u, %#lx, %lu pages): cpages %" PRIu64
 				", %lu pages were on the device, %lu moved",
@@ -1691,6 +1713,13 @@ static bool op_snapshot(struct worker *w, struct region *r, unsigned int m)
 	for (unsigned long i = 0; i < n; i++) {
 		uint8_t b = w->buf[i], loc = r->pm[pg + i].loc;
 
+		/* A split gave a zero-filled page the zero page (see observe()). */
+		if (loc == LOC_SYS && r->large && snap_perm_ok(r, b) &&
+		    (b & 0xF0) == HMM_DMIRROR_PROT_ZERO && page_all_zero(r, pg + i)) {
+			r->pm[pg + i].loc = LOC_EMPTY;
+			dpt_maybe(r, pg + i, 1, -1);
+			continue;
+		}
 		if (!snap_perm_ok(r, b) || !(snap_locs(b, m) & LOCBIT(loc))) {
 			fail(w, "dmirror SNAPSHOT(minor %u): page %#lx is %#x, the model has it in %s",
 			     m, addr + (i << PAGE_SHIFT), b, loc_names[loc]);
