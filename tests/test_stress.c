@@ -140,9 +140,12 @@ static const char *const loc_names[NR_LOCS] = {"empty", "sys", "dev0", "dev1", "
  *       LOC_SYS (an anonymous page of system RAM), LOC_DEV + minor.
  * @dpt_yes: bit m: mirror m's device page table surely maps the page.
  * @dpt_no: bit m: it surely does not.  Neither bit: it may.
+ * @yes_since: for each mirror, the invalidation log's count when the
+ *             operation that set its @dpt_yes bit began (see inval_log).
  */
 struct page_model {
 	uint8_t loc, dpt_yes, dpt_no;
+	uint32_t yes_since[STRESS_NR_DEV];
 };
 
 struct region {
@@ -169,6 +172,31 @@ struct log_entry {
 	long ret;
 };
 
+/*
+ * The invalidation log: an interval notifier per mm over the whole address
+ * space records every invalidation.  The model cannot foresee them all:
+ * Linux, and uhmm with it, notifies over a large folio's whole span in
+ * every VMA that shares the folio's anon_vma and overlaps its pgoff range,
+ * mapped there or not (try_to_migrate_one() starts the notifier before
+ * page_vma_mapped_walk()).  A VMA moved by mremap keeps its pgoff, and a
+ * new VMA at the old place can take the same anon_vma from a neighbour
+ * (find_mergeable_anon_vma()), so a split in one region, or a RELEASE's
+ * eviction, can drop the device mappings of another region, another
+ * thread's too.  MIGRATE_TO_DEV's -ENOENT where the model has every page
+ * mapped is accepted only when the log shows such an invalidation over a
+ * page of the range since the model recorded the page as mapped.
+ */
+#define INVAL_LOG_SIZE 8192
+struct inval_log {
+	struct mmu_interval_notifier sub;
+	pthread_mutex_t lock;
+	uint32_t n; /* records ever made; ring[n % INVAL_LOG_SIZE] is the next */
+	struct {
+		unsigned long start, end;
+		int event;
+	} ring[INVAL_LOG_SIZE];
+};
+
 struct worker {
 	unsigned int id;
 	pthread_t thread;
@@ -180,10 +208,11 @@ struct worker {
 	struct log_entry *log;
 	unsigned long nlog; /* entries logged (the last STRESS_LOG_MAX are kept) */
 	unsigned long idx;  /* the operation being run */
+	uint32_t op_seq;    /* the invalidation log's count when it began */
 	uint8_t *buf, *buf2;
 	uint8_t *snap[2];
 	unsigned long counts[NR_OPS];
-	unsigned long to_dev_enoent, to_dev_enoent_known, to_dev_unexplained;
+	unsigned long to_dev_enoent, to_dev_enoent_known, to_dev_enoent_inval, to_dev_unexplained;
 	unsigned long dev_write_efault, op_failed;
 };
 
@@ -201,6 +230,7 @@ static struct {
 	atomic_ulong total_ops;
 	atomic_ulong audits, forks;
 	pthread_mutex_t print_lock;
+	struct inval_log inval[STRESS_NR_MM];
 	/* fault injection: the rule in force (see fi_next_phase()) and the totals */
 	unsigned int fi_phase;
 	unsigned long fi_ram, fi_large, fi_dev;
@@ -419,6 +449,63 @@ static bool settle_partial_write(struct worker *w, const char *what, struct regi
 	}
 	memcpy(r->shadow + off, w->buf2, len);
 	return true;
+}
+
+static bool inval_log_record(struct mmu_interval_notifier *sub,
+			     const struct mmu_notifier_range *range, unsigned long cur_seq)
+{
+	struct inval_log *log = container_of(sub, struct inval_log, sub);
+
+	mmu_interval_set_seq(sub, cur_seq);
+	pthread_mutex_lock(&log->lock);
+	log->ring[log->n % INVAL_LOG_SIZE].start = range->start;
+	log->ring[log->n % INVAL_LOG_SIZE].end = range->end;
+	log->ring[log->n % INVAL_LOG_SIZE].event = (int)range->event;
+	log->n++;
+	pthread_mutex_unlock(&log->lock);
+	return true;
+}
+
+static const struct mmu_interval_notifier_ops inval_log_ops = { .invalidate = inval_log_record };
+
+static uint32_t inval_log_count(unsigned int mm_idx)
+{
+	struct inval_log *log = &st.inval[mm_idx];
+	uint32_t n;
+
+	pthread_mutex_lock(&log->lock);
+	n = log->n;
+	pthread_mutex_unlock(&log->lock);
+	return n;
+}
+
+/*
+ * Did an invalidation other than a migration (a mirror's own migration
+ * leaves its mappings alone, and migrations land exactly on their range,
+ * which the model accounts for) reach a page of [pg, pg + n) of @r since
+ * the model recorded it as mapped by mirror @m?  Not when the log no
+ * longer reaches back that far.
+ */
+static bool inval_log_explains(struct worker *w, const struct region *r, unsigned long pg,
+			       unsigned long n, unsigned int m)
+{
+	struct inval_log *log = &st.inval[w->mm_idx];
+	bool found = false;
+
+	pthread_mutex_lock(&log->lock);
+	for (unsigned long i = pg; i < pg + n && !found; i++) {
+		unsigned long addr = r->addr + (i << PAGE_SHIFT);
+		uint32_t since = r->pm[i].yes_since[m];
+
+		if (log->n - since > INVAL_LOG_SIZE)
+			continue;
+		for (uint32_t k = since; k != log->n && !found; k++)
+			found = log->ring[k % INVAL_LOG_SIZE].event != MMU_NOTIFY_MIGRATE &&
+				log->ring[k % INVAL_LOG_SIZE].start <= addr &&
+				log->ring[k % INVAL_LOG_SIZE].end > addr;
+	}
+	pthread_mutex_unlock(&log->lock);
+	return found;
 }
 
 /* Forget what any mirror maps in pages [pg, pg + n) of @r except (keep) minor @keep. */
@@ -1407,6 +1494,7 @@ static bool op_to_dev(struct worker *w, struct region *r, unsigned int m)
 
 		if (p->loc == LOC_DEV + m && before[i] != p->loc) {
 			p->dpt_yes |= (uint8_t)(1u << m);
+			p->yes_since[m] = w->op_seq;
 			p->dpt_no &= (uint8_t)~(1u << m);
 			in = 1;
 		} else {
@@ -1416,28 +1504,42 @@ static bool op_to_dev(struct worker *w, struct region *r, unsigned int m)
 		all_yes &= in == 1;
 	}
 	/*
-	 * RELAXED under fault injection: there, rarely (about one run in
-	 * ten, only with several threads on one mm), MIGRATE_TO_DEV returns
-	 * -ENOENT although the model has every page mapped by the device.
-	 * Not explained yet (see the report of the stress/fault_injection
-	 * work); counted as to_dev_unexplained and printed.
+	 * -ENOENT although the model has every page mapped by the device is
+	 * accepted when the invalidation log shows an invalidation the model
+	 * could not foresee (see struct inval_log).  Under fault injection an
+	 * unexplained one is still printed and counted, not failed (it was
+	 * seen, rarely, before the log existed; see the issue 5 notes).
 	 */
-	if (all_yes && ret == -ENOENT && st.inject) {
-		w->to_dev_unexplained++;
-		for (unsigned long i = pg; i < pg + n; i++)
-			r->pm[i].dpt_yes &= (uint8_t)~(1u << m);
-	} else if ((any_no && ret != -ENOENT) || (all_yes && ret)) {
+	if ((any_no && ret != -ENOENT) || (all_yes && ret)) {
 		char pages[STRESS_MAX_PAGES * 4 + 1] = "", *c = pages;
+		bool explained = all_yes && ret == -ENOENT && inval_log_explains(w, r, pg, n, m);
 
 		for (unsigned long i = 0; i < n && i < STRESS_MAX_PAGES; i++)
 			c += sprintf(c, " %u%u%c", before[i], r->pm[pg + i].loc,
 				     "n?y"[dpt_state(r, pg + i, m) + 1]);
-				fail(w, "MIGRATE_TO_DEV(minor %u, %#lx, %lu pages) = %d, want %s; pages "
-			"(location before, after, in the device's table):%s",
-		     m, addr, n, ret, any_no ? "-ENOENT (a page is not mapped by the device)" : "0",
-		     pages);
+		if (explained || (all_yes && ret == -ENOENT && st.inject)) {
+			if (explained) {
+				w->to_dev_enoent_inval++;
+			} else {
+				fprintf(stderr,
+					"stress: thread %u op %lu: MIGRATE_TO_DEV(minor %u, %#lx, %lu "
+					"pages) -ENOENT unexplained, first page missing %" PRIu64
+					":%s\n",
+					w->id, w->idx, m, addr, n, cmd.cpages, pages);
+				w->to_dev_unexplained++;
+			}
+			for (unsigned long i = pg; i < pg + n; i++)
+				r->pm[i].dpt_yes &= (uint8_t)~(1u << m);
+			goto done;
+		}
+		fail(w, "MIGRATE_TO_DEV(minor %u, %#lx, %lu pages) = %d (cpages %" PRIu64
+			", the first page the device lacks), want %s; pages (location before, "
+			"after, in the device's table):%s",
+		     m, addr, n, ret, cmd.cpages,
+		     any_no ? "-ENOENT (a page is not mapped by the device)" : "0", pages);
 		return false;
 	}
+done:
 	if (ret == -ENOENT) {
 		w->to_dev_enoent++;
 		w->to_dev_enoent_known += any_no;
@@ -1451,6 +1553,7 @@ static bool op_to_dev(struct worker *w, struct region *r, unsigned int m)
 	for (unsigned long i = pg; i < pg + n; i++) {
 		r->pm[i].dpt_yes |= (uint8_t)(1u << m);
 		r->pm[i].dpt_no &= (uint8_t)~(1u << m);
+		r->pm[i].yes_since[m] = w->op_seq;
 	}
 	return check_bytes(w, "MIGRATE_TO_DEV's read-back", r, pg << PAGE_SHIFT, w->buf,
 			   n << PAGE_SHIFT);
@@ -1523,10 +1626,11 @@ static bool op_to_sys(struct worker *w, struct region *r, unsigned int m)
  * @m that returned @ret: a success maps every page in the mirror; a failed
  * one may have mapped the chunks before the failing one.
  */
-static void dpt_after_device_access(struct region *r, unsigned long pg, unsigned long n,
-				    unsigned int m, int ret)
+static void dpt_after_device_access(struct worker *w, struct region *r, unsigned long pg,
+				    unsigned long n, unsigned int m, int ret)
 {
 	for (unsigned long i = pg; i < pg + n; i++) {
+		r->pm[i].yes_since[m] = w->op_seq;
 		r->pm[i].dpt_yes = ret ? r->pm[i].dpt_yes & (uint8_t)~(1u << m)
 				       : r->pm[i].dpt_yes | (uint8_t)(1u << m);
 		r->pm[i].dpt_no &= (uint8_t)~(1u << m);
@@ -1593,7 +1697,7 @@ static bool op_dev_read(struct worker *w, struct region *r, unsigned int m)
 			return false;
 		}
 	}
-	dpt_after_device_access(r, pg, n, m, ret);
+	dpt_after_device_access(w, r, pg, n, m, ret);
 	return true;
 }
 
@@ -1689,7 +1793,7 @@ static bool op_dev_write(struct worker *w, struct region *r, unsigned int m)
 	} else if (!observe(w, r, pg, n, allowed, "dmirror WRITE")) {
 		return false;
 	}
-	dpt_after_device_access(r, pg, n, m, ret);
+	dpt_after_device_access(w, r, pg, n, m, ret);
 	return true;
 }
 
@@ -1808,6 +1912,7 @@ static void *worker_fn(void *arg)
 		unsigned long n = atomic_fetch_add(&st.total_ops, 1) + 1;
 		bool ok;
 
+		w->op_seq = inval_log_count(w->mm_idx);
 		if (n % STRESS_AUDIT_EVERY == 0) {
 			pthread_rwlock_wrlock(&st.gate);
 			atomic_fetch_add(&st.audits, 1);
@@ -1896,6 +2001,12 @@ static void stress_run(bool inject, unsigned long default_ops)
 		}
 	}
 
+	for (int m = 0; m < STRESS_NR_MM; m++) {
+		pthread_mutex_init(&st.inval[m].lock, NULL);
+		cr_assert_eq(mmu_interval_notifier_insert(&st.inval[m].sub, st.mm[m], 0,
+							  1UL << 47, &inval_log_ops),
+			     0);
+	}
 	st.w = calloc(st.nthreads, sizeof(*st.w));
 	cr_assert_not_null(st.w);
 	for (unsigned int t = 0; t < st.nthreads; t++) {
@@ -1930,13 +2041,14 @@ static void stress_run(bool inject, unsigned long default_ops)
 		      st.seed);
 
 	unsigned long done = 0, counts[NR_OPS] = {0}, enoent = 0, known = 0, efault = 0, failed = 0;
-	unsigned long unexplained = 0;
+	unsigned long unexplained = 0, by_inval = 0;
 
 	for (unsigned int t = 0; t < st.nthreads; t++) {
 		done += st.w[t].idx;
 		enoent += st.w[t].to_dev_enoent;
 		known += st.w[t].to_dev_enoent_known;
 		unexplained += st.w[t].to_dev_unexplained;
+		by_inval += st.w[t].to_dev_enoent_inval;
 		efault += st.w[t].dev_write_efault;
 		failed += st.w[t].op_failed;
 		for (int op = 0; op < NR_OPS; op++)
@@ -1948,8 +2060,10 @@ static void stress_run(bool inject, unsigned long default_ops)
 	fprintf(stderr, "stress:");
 	for (int op = 0; op < NR_OPS; op++)
 		fprintf(stderr, " %s %lu", op_names[op], counts[op]);
-	fprintf(stderr, " (to_dev -ENOENT %lu, %lu of them where the model said so; dev_write -EFAULT %lu)\n",
-		enoent, known, efault);
+	fprintf(stderr,
+		" (to_dev -ENOENT %lu: %lu where the model said so, %lu after an invalidation it "
+		"could not foresee; dev_write -EFAULT %lu)\n",
+		enoent, known, by_inval, efault);
 	if (inject)
 		fprintf(stderr,
 			"stress: injected failures: system RAM %lu, large folios only %lu, device "
@@ -1988,8 +2102,11 @@ static void stress_run(bool inject, unsigned long default_ops)
 			dmirror_release(st.dm[m][d]);
 	cr_assert_eq(dmirror_audit(st.mod, stderr), 0);
 	cr_assert_eq(dmirror_module_exit(st.mod), 0);
-	for (int m = 0; m < STRESS_NR_MM; m++)
+	for (int m = 0; m < STRESS_NR_MM; m++) {
+		mmu_interval_notifier_remove(&st.inval[m].sub);
+		pthread_mutex_destroy(&st.inval[m].lock);
 		mmput(st.mm[m]);
+	}
 	for (unsigned int t = 0; t < st.nthreads; t++) {
 		free(st.w[t].buf);
 		free(st.w[t].buf2);
