@@ -212,7 +212,7 @@ struct worker {
 	uint8_t *buf, *buf2;
 	uint8_t *snap[2];
 	unsigned long counts[NR_OPS];
-	unsigned long to_dev_enoent, to_dev_enoent_known, to_dev_enoent_inval, to_dev_unexplained;
+	unsigned long to_dev_enoent, to_dev_enoent_known, to_dev_enoent_inval;
 	unsigned long dev_write_efault, op_failed;
 };
 
@@ -1505,33 +1505,19 @@ static bool op_to_dev(struct worker *w, struct region *r, unsigned int m)
 	}
 	/*
 	 * -ENOENT although the model has every page mapped by the device is
-	 * accepted when the invalidation log shows an invalidation the model
-	 * could not foresee (see struct inval_log).  Under fault injection an
-	 * unexplained one is still printed and counted, not failed (it was
-	 * seen, rarely, before the log existed; see the issue 5 notes).
+	 * accepted only when the invalidation log shows an invalidation the
+	 * model could not foresee (see struct inval_log).
 	 */
-	if ((any_no && ret != -ENOENT) || (all_yes && ret)) {
+	if (all_yes && ret == -ENOENT && inval_log_explains(w, r, pg, n, m)) {
+		w->to_dev_enoent_inval++;
+		for (unsigned long i = pg; i < pg + n; i++)
+			r->pm[i].dpt_yes &= (uint8_t)~(1u << m);
+	} else if ((any_no && ret != -ENOENT) || (all_yes && ret)) {
 		char pages[STRESS_MAX_PAGES * 4 + 1] = "", *c = pages;
-		bool explained = all_yes && ret == -ENOENT && inval_log_explains(w, r, pg, n, m);
 
 		for (unsigned long i = 0; i < n && i < STRESS_MAX_PAGES; i++)
 			c += sprintf(c, " %u%u%c", before[i], r->pm[pg + i].loc,
 				     "n?y"[dpt_state(r, pg + i, m) + 1]);
-		if (explained || (all_yes && ret == -ENOENT && st.inject)) {
-			if (explained) {
-				w->to_dev_enoent_inval++;
-			} else {
-				fprintf(stderr,
-					"stress: thread %u op %lu: MIGRATE_TO_DEV(minor %u, %#lx, %lu "
-					"pages) -ENOENT unexplained, first page missing %" PRIu64
-					":%s\n",
-					w->id, w->idx, m, addr, n, cmd.cpages, pages);
-				w->to_dev_unexplained++;
-			}
-			for (unsigned long i = pg; i < pg + n; i++)
-				r->pm[i].dpt_yes &= (uint8_t)~(1u << m);
-			goto done;
-		}
 		fail(w, "MIGRATE_TO_DEV(minor %u, %#lx, %lu pages) = %d (cpages %" PRIu64
 			", the first page the device lacks), want %s; pages (location before, "
 			"after, in the device's table):%s",
@@ -1539,7 +1525,6 @@ static bool op_to_dev(struct worker *w, struct region *r, unsigned int m)
 		     any_no ? "-ENOENT (a page is not mapped by the device)" : "0", pages);
 		return false;
 	}
-done:
 	if (ret == -ENOENT) {
 		w->to_dev_enoent++;
 		w->to_dev_enoent_known += any_no;
@@ -2041,13 +2026,12 @@ static void stress_run(bool inject, unsigned long default_ops)
 		      st.seed);
 
 	unsigned long done = 0, counts[NR_OPS] = {0}, enoent = 0, known = 0, efault = 0, failed = 0;
-	unsigned long unexplained = 0, by_inval = 0;
+	unsigned long by_inval = 0;
 
 	for (unsigned int t = 0; t < st.nthreads; t++) {
 		done += st.w[t].idx;
 		enoent += st.w[t].to_dev_enoent;
 		known += st.w[t].to_dev_enoent_known;
-		unexplained += st.w[t].to_dev_unexplained;
 		by_inval += st.w[t].to_dev_enoent_inval;
 		efault += st.w[t].dev_write_efault;
 		failed += st.w[t].op_failed;
@@ -2067,9 +2051,8 @@ static void stress_run(bool inject, unsigned long default_ops)
 	if (inject)
 		fprintf(stderr,
 			"stress: injected failures: system RAM %lu, large folios only %lu, device "
-			"memory %lu; operations that failed with them %lu; MIGRATE_TO_DEV -ENOENT "
-			"unexplained %lu\n",
-			st.fi_ram, st.fi_large, st.fi_dev, failed, unexplained);
+			"memory %lu; operations that failed with them %lu\n",
+			st.fi_ram, st.fi_large, st.fi_dev, failed);
 	/* The mix must really have run every kind of operation. */
 	if (st.nops >= 1000)
 		for (int op = 0; op < NR_OPS; op++)
