@@ -366,11 +366,19 @@ static bool range_meets_shared(struct mm_struct *mm, unsigned long addr, unsigne
  * covers no whole PMD is a successful no-op); uhmm does not model large
  * shmem folios (shmem_enabled "never" is all it has) and refuses with
  * -EINVAL.  Not modeled.  The generator rarely produces it (see gen_op()).
+ * When both return -EINVAL (a later PMD of the range failed), the host may
+ * still have made shmem THPs of the earlier ones, which then show in the
+ * page bits (present, file, THP on the host; no THP on uhmm).
  */
 static bool allow_shmem_collapse(const struct diff_info *d)
 {
-	return d->what == D_RET && d->op->kind == K_MADVISE && d->op->advice == MADV_COLLAPSE &&
-	       ures.ret == -EINVAL && range_meets_shared(umm[d->op->target], d->op->addr, d->op->len);
+	if (d->op->kind != K_MADVISE || d->op->advice != MADV_COLLAPSE)
+		return false;
+	if (d->what == D_BITS)
+		return (d->host_bits & B_THP) && (d->host_bits & B_FILE) && !(d->uhmm_bits & B_THP) &&
+		       range_meets_shared(umm[d->op->target], d->addr, PAGE_SIZE);
+	return d->what == D_RET && ures.ret == -EINVAL &&
+	       range_meets_shared(umm[d->op->target], d->op->addr, d->op->len);
 }
 
 /*
