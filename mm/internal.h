@@ -207,6 +207,12 @@ void pgtable_trans_huge_deposit(struct mm_struct *mm, pmd_t *pmd, uint64_t *pgta
 /** pgtable_trans_huge_withdraw() - take back a deposited PTE table. Needs the PMD's ptl. */
 uint64_t *pgtable_trans_huge_withdraw(struct mm_struct *mm, pmd_t *pmd);
 /**
+ * try_to_free_pte() - free the PTE table under @pmd if all its entries are
+ * none.  Needs mmap_lock for writing and the VMA's reverse-map locks.
+ * Return: true when it was freed.
+ */
+bool try_to_free_pte(struct mm_struct *mm, pmd_t *pmd);
+/**
  * free_pgtables() - free every PTE, PMD and PUD table that covers part of
  * [@start, @end), has no entry left and lies wholly inside [@floor,
  * @ceiling) (@ceiling 0: no upper limit).  The callers pass the bounds of

@@ -276,6 +276,54 @@ static int madvise_remove(struct mm_struct *mm, struct vm_area_struct *vma, unsi
 	return err;
 }
 
+/* ---- MADV_DONTNEED: page-table reclaim ---- */
+
+/*
+ * madvise_reclaim_pt() - free the PTE tables MADV_DONTNEED emptied over
+ * [@start, @end), as Linux 6.14+ does (CONFIG_PT_RECLAIM, on by default on
+ * x86-64): a table whose whole 2 MiB the zap covered inside one VMA and
+ * whose entries are now all none.  Afterwards the PMD is empty again, so
+ * a fault there may map a THP and MADV_COLLAPSE stops there, as on Linux
+ * (checked on the host: zapping [4 KiB, 2 MiB) of a PMD keeps the table,
+ * zapping all of it does not).  uhmm cannot free under the read lock the
+ * zap ran with (see try_to_free_pte()), so this second pass takes
+ * mmap_lock for writing; a fault that filled an entry in between keeps
+ * its table.  Called without mmap_lock.
+ */
+static void madvise_reclaim_pt(struct mm_struct *mm, unsigned long start, unsigned long end)
+{
+	unsigned long first = ALIGN(start, PMD_SIZE);
+
+	if (first < start || first >= end || end - first < PMD_SIZE)
+		return;
+	pthread_rwlock_wrlock(&mm->mmap_lock);
+	for (unsigned long addr = first; end - addr >= PMD_SIZE; addr += PMD_SIZE) {
+		struct vm_area_struct *vma = find_vma(mm, addr);
+		struct address_space *mapping;
+		pmd_t *pmd;
+
+		if (!vma || vma->vm_start > addr || vma->vm_end - addr < PMD_SIZE ||
+		    is_vm_hugetlb_page(vma))
+			continue;
+		pmd = pmd_off(mm, addr);
+		if (!pmd || pmd_none(pmdp_get(pmd)) || pmd_leaf(pmdp_get(pmd)))
+			continue;
+		mapping = vma_mapping(vma);
+		if (mapping)
+			i_mmap_lock_write(mapping);
+		if (vma->anon_vma)
+			anon_vma_lock_write(vma->anon_vma);
+		try_to_free_pte(mm, pmd);
+		if (vma->anon_vma)
+			anon_vma_unlock_write(vma->anon_vma);
+		if (mapping)
+			i_mmap_unlock_write(mapping);
+		if (addr + PMD_SIZE < addr)
+			break;
+	}
+	pthread_rwlock_unlock(&mm->mmap_lock);
+}
+
 /* ---- one VMA ---- */
 
 static int madvise_vma(struct mm_struct *mm, struct vm_area_struct *vma, unsigned long start,
@@ -361,7 +409,7 @@ static int madvise_vma(struct mm_struct *mm, struct vm_area_struct *vma, unsigne
 
 int mm_madvise(struct mm_struct *mm, unsigned long start, unsigned long len_in, int behavior)
 {
-	unsigned long len, end;
+	unsigned long len, end, zapped_from;
 	int unmapped_error = 0;
 	int err = 0;
 	bool write;
@@ -392,6 +440,7 @@ int mm_madvise(struct mm_struct *mm, unsigned long start, unsigned long len_in, 
 		return err;
 	}
 	/* madvise_walk_vmas(): advise each mapped piece, remember holes. */
+	zapped_from = start;
 	for (;;) {
 		struct vm_area_struct *vma = find_vma(mm, start);
 		unsigned long tmp;
@@ -413,5 +462,8 @@ int mm_madvise(struct mm_struct *mm, unsigned long start, unsigned long len_in, 
 			break;
 	}
 	pthread_rwlock_unlock(&mm->mmap_lock);
+	/* [zapped_from, start) was advised VMA by VMA (start stops at a failure). */
+	if (behavior == MADV_DONTNEED || behavior == MADV_DONTNEED_LOCKED)
+		madvise_reclaim_pt(mm, zapped_from, start);
 	return err ? err : unmapped_error;
 }

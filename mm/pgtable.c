@@ -247,6 +247,43 @@ static bool table_empty(const uint64_t *table)
 	return true;
 }
 
+/**
+ * try_to_free_pte() - free the PTE table under @pmd if every entry is none
+ * (Linux's try_to_free_pte(), CONFIG_PT_RECLAIM).
+ * @mm: the owner.
+ * @pmd: a PMD slot pointing to a PTE table.
+ *
+ * Linux clears the PMD under the ptl and frees the table after an RCU
+ * grace period, since lockless walkers may still read it.  uhmm's walkers
+ * take no RCU: they rely on a PTE table staying while they hold mmap_lock
+ * (faults, the CPU, page walks) or the reverse-map lock of the VMA (rmap
+ * walks).  So the caller holds mmap_lock for writing and the VMA's
+ * reverse-map locks (i_mmap_rwsem, then the anon_vma's), and no one can
+ * reach the table while it goes.
+ *
+ * Return: true when the table was freed.
+ */
+bool try_to_free_pte(struct mm_struct *mm, pmd_t *pmd)
+{
+	pthread_mutex_t *ptl = pmd_lock(mm, pmd);
+	pmd_t val = pmdp_get(pmd);
+	uint64_t *table;
+
+	if (pmd_none(val) || pmd_leaf(val) || !(pmd_val(val) & _PAGE_PRESENT)) {
+		spin_unlock(ptl);
+		return false;
+	}
+	table = pt_entry_table(mm, pmd_val(val));
+	if (!table_empty(table)) {
+		spin_unlock(ptl);
+		return false;
+	}
+	set_pmd(pmd, __pmd(0));
+	spin_unlock(ptl);
+	pt_free_table(mm, table);
+	return true;
+}
+
 /* The range [floor, ceiling) tables may be freed in (@ceiling 0: no upper bound). */
 struct pgtable_bounds {
 	unsigned long start, end;

@@ -415,45 +415,8 @@ static bool allow_carried_page_table(const struct diff_info *d)
 	return false;
 }
 
-/* PMD ranges that an MADV_DONTNEED covered whole, this sequence. */
-static struct {
-	unsigned long start, end;
-} reclaimed[MAX_CARRIED];
-static unsigned int reclaimed_nr;
-
-static bool range_meets_reclaimed(unsigned long start, unsigned long end)
-{
-	for (unsigned int i = 0; i < reclaimed_nr; i++)
-		if (reclaimed[i].start < end && reclaimed[i].end > start)
-			return true;
-	return false;
-}
-
-/*
- * "pt-reclaim": Linux 6.14+ (CONFIG_PT_RECLAIM, on by default on x86-64)
- * frees a PTE table that MADV_DONTNEED emptied when the zap covered the
- * table's whole 2 MiB; uhmm keeps it (its page walkers rely on PTE tables
- * staying while mmap_lock is held, with no RCU to defer the free).  So
- * afterwards the host's PMD is empty where uhmm's holds an empty table:
- * MADV_COLLAPSE stops there on the host with -EINVAL (an empty PMD ends
- * the call) and collapses the empty table on uhmm, and a fault there may
- * map a THP on the host and 4 KiB pages on uhmm.  Checked on the host
- * (6.18): a zap of [4 KiB, 2 MiB) of a PMD leaves the table, a zap of the
- * whole PMD does not.  Matched only for a PMD such a DONTNEED covered.
- */
-static bool allow_pt_reclaim(const struct diff_info *d)
-{
-	if (d->what == D_RET && d->op->kind == K_MADVISE && d->op->advice == MADV_COLLAPSE)
-		return hres.ret == -EINVAL &&
-		       range_meets_reclaimed(d->op->addr, d->op->addr + d->op->len);
-	if (d->what == D_BITS && (d->host_bits & B_THP) && !(d->uhmm_bits & B_THP))
-		return range_meets_reclaimed(d->addr, d->addr + PAGE_SIZE);
-	return false;
-}
-
 static const struct allow_entry allow_list[] = {
 	{ "shmem-collapse", allow_shmem_collapse },
-	{ "pt-reclaim", allow_pt_reclaim },
 	{ "carried-page-table", allow_carried_page_table },
 	{ "placement-merge", allow_placement_merge },
 	{ "host-thp-event", allow_host_thp_event },
@@ -1160,16 +1123,6 @@ static void run_on_both(const struct diff_op *op)
 	log_rets(hres.ret, ures.ret);
 	if (!op->fixup && hres.ret < 0)
 		ops_failed++;
-	if (op->kind == K_MADVISE &&
-	    (op->advice == MADV_DONTNEED || op->advice == MADV_DONTNEED_LOCKED) &&
-	    (hres.ret == 0 || hres.ret == -ENOMEM))
-		for (unsigned long a = ALIGN(op->addr, PMD_SIZE);
-		     a + PMD_SIZE <= op->addr + op->len && a + PMD_SIZE > a &&
-		     reclaimed_nr < MAX_CARRIED;
-		     a += PMD_SIZE) {
-			reclaimed[reclaimed_nr].start = a;
-			reclaimed[reclaimed_nr++].end = a + PMD_SIZE;
-		}
 }
 
 /* A free, @len-long place in the zone, per uhmm's VMAs (equal to the host's). */
@@ -1787,7 +1740,6 @@ static void run_sequence(unsigned int nops)
 	oplog_nr = 0;
 	seq_thp_events = host_thp_events();
 	carried_nr = 0;
-	reclaimed_nr = 0;
 	ensure_pad();
 	umm[0] = new_mm();
 	reset_window();

@@ -74,6 +74,45 @@ Test(madvise, dontneed_4k_pages)
 	mmput(mm);
 }
 
+/*
+ * Linux 6.14+ (CONFIG_PT_RECLAIM) frees a PTE table that MADV_DONTNEED
+ * emptied when the zap covered its whole 2 MiB; a zap of part of it keeps
+ * the table.  Afterwards the empty PMD can take a THP again, and
+ * MADV_COLLAPSE stops there with -EINVAL.  Checked on the host (6.18).
+ */
+Test(madvise, dontneed_whole_pmd_frees_the_pte_table)
+{
+	struct mm_struct *mm = new_mm();
+	unsigned long a = map_plain(mm, 2 * HPS);
+	long tables;
+
+	/* 4 KiB pages in both PMDs (no THP without MADV_HUGEPAGE). */
+	fill_at(mm, a, 0, 8 * PG, 1);
+	fill_at(mm, a + HPS, 0, 8 * PG, 2);
+	tables = atomic_load(&mm->pgtables_bytes);
+	cr_assert_eq(mm_madvise(mm, a, HPS, MADV_DONTNEED), 0);
+	cr_assert_eq(atomic_load(&mm->pgtables_bytes), tables - (long)PG, "the table went");
+	/* Two zaps that each cover part of the second PMD keep its table. */
+	cr_assert_eq(mm_madvise(mm, a + HPS, PG, MADV_DONTNEED), 0);
+	cr_assert_eq(mm_madvise(mm, a + HPS + PG, HPS - PG, MADV_DONTNEED), 0);
+	cr_assert_eq(atomic_load(&mm->pgtables_bytes), tables - (long)PG);
+	cr_assert_eq(rss_bytes(mm), 0);
+	/* MADV_COLLAPSE meets the empty PMD first and stops: -EINVAL, nothing made. */
+	cr_assert_eq(mm_madvise(mm, a, 2 * HPS, MADV_COLLAPSE), -EINVAL);
+	cr_assert_eq(anon_huge(mm), 0);
+	/* With MADV_HUGEPAGE, a fault in the empty PMD maps a THP; the other stays 4 KiB. */
+	cr_assert_eq(mm_madvise(mm, a, 2 * HPS, MADV_HUGEPAGE), 0);
+	fill_at(mm, a, 0, PG, 3);
+	fill_at(mm, a + HPS, 0, PG, 4);
+	cr_assert(is_pmd_thp(mm, a));
+	cr_assert_not(is_pmd_thp(mm, a + HPS));
+	cr_assert_eq(anon_huge(mm), HPS);
+	check_at(mm, a, 0, PG, 3);
+	check_at(mm, a + HPS, 0, PG, 4);
+	assert_audit_clean();
+	mmput(mm);
+}
+
 Test(madvise, dontneed_part_of_thp)
 {
 	struct mm_struct *mm = new_mm();
