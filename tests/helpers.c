@@ -339,3 +339,20 @@ void mm_snapshot_expect_same(const char *what, const struct mm_snapshot *a,
 			  b->dev[d].free_folios, b->dev[d].calloc, b->dev[d].cfree);
 	}
 }
+
+int dmirror_cmd(struct dmirror *d, unsigned long req, unsigned long addr, void *buf,
+		unsigned long npages, struct hmm_dmirror_cmd *out)
+{
+	struct hmm_dmirror_cmd cmd = {
+		.addr = addr,
+		.ptr = (uint64_t)(uintptr_t)buf,
+		.npages = npages,
+		.cpages = 0xdead,
+		.faults = 0xbeef,
+	};
+	int ret = dmirror_ioctl(d, req, &cmd);
+
+	if (out)
+		*out = cmd;
+	return ret;
+}

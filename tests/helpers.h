@@ -62,6 +62,16 @@ unsigned long anon_huge(struct mm_struct *mm);
 /* The number of VMAs of @mm. */
 size_t nr_vmas(struct mm_struct *mm);
 
+/**
+ * dmirror_cmd() - hmm-tests' hmm_dmirror_cmd(): one dmirror ioctl @req on
+ * [@addr, @addr + @npages pages) with @buf.  cpages and faults start as
+ * 0xdead and 0xbeef, so a caller sees whether the driver set them; @out
+ * (may be NULL) gets the command as the driver left it.
+ * Return: the ioctl's result.
+ */
+int dmirror_cmd(struct dmirror *d, unsigned long req, unsigned long addr, void *buf,
+		unsigned long npages, struct hmm_dmirror_cmd *out);
+
 /* ---- snapshots: "bad input changed nothing" (test_errno.c, test_badinput.c) ---- */
 /**
  * struct snapshot_spec - what mm_snapshot_take() records besides the

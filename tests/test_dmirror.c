@@ -46,24 +46,6 @@ static struct dmirror *open_dev(unsigned int minor, struct mm_struct *mm)
 	return d;
 }
 
-/* hmm-tests' hmm_dmirror_cmd(): one ioctl on [addr, addr + npages pages) with @buf. */
-static int dcmd(struct dmirror *d, unsigned long req, unsigned long addr, void *buf,
-		unsigned long npages, struct hmm_dmirror_cmd *out)
-{
-	struct hmm_dmirror_cmd cmd = {
-		.addr = addr,
-		.ptr = (uint64_t)(uintptr_t)buf,
-		.npages = npages,
-		.cpages = 0xdead,
-		.faults = 0xbeef,
-	};
-	int ret = dmirror_ioctl(d, req, &cmd);
-
-	if (out)
-		*out = cmd;
-	return ret;
-}
-
 static struct dmirror_stats stats(unsigned int minor)
 {
 	struct dmirror_stats st;
@@ -129,7 +111,7 @@ Test(dmirror, module_exit_with_an_open_device_is_ebusy)
 	cr_assert_eq(dmirror_module_exit(mod), -EBUSY);
 	/* Nothing was torn down: the device still works. */
 	cr_assert_eq(stats(3).nr_chunks, 1);
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_FLAGS, 0x10000, NULL, 1, NULL), 0);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_FLAGS, 0x10000, NULL, 1, NULL), 0);
 	dmirror_release(d);
 	mmput(mm);
 	cr_assert_eq(dmirror_audit(mod, stderr), 0);
@@ -167,33 +149,33 @@ Test(dmirror, ioctl_argument_checks)
 
 	for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
 		/* Unaligned address. */
-		cr_assert_eq(dcmd(d, reqs[i], addr + 1, buf, 1, &cmd), -EINVAL);
+		cr_assert_eq(dmirror_cmd(d, reqs[i], addr + 1, buf, 1, &cmd), -EINVAL);
 		cr_assert_eq(cmd.cpages, 0xdead, "a failed command copies nothing back");
 		cr_assert_eq(cmd.faults, 0xbeef);
 		/* Empty range. */
-		cr_assert_eq(dcmd(d, reqs[i], addr, buf, 0, NULL), -EINVAL);
+		cr_assert_eq(dmirror_cmd(d, reqs[i], addr, buf, 0, NULL), -EINVAL);
 		/* A range that wraps around the address space. */
-		cr_assert_eq(dcmd(d, reqs[i], -PAGE_SIZE, buf, 2, NULL), -EINVAL);
-		cr_assert_eq(dcmd(d, reqs[i], addr, buf, -1UL, NULL), -EINVAL);
+		cr_assert_eq(dmirror_cmd(d, reqs[i], -PAGE_SIZE, buf, 2, NULL), -EINVAL);
+		cr_assert_eq(dmirror_cmd(d, reqs[i], addr, buf, -1UL, NULL), -EINVAL);
 	}
 	/* Unknown commands. */
-	cr_assert_eq(dcmd(d, _IOWR('H', 0x09, struct hmm_dmirror_cmd), addr, buf, 1, NULL), -EINVAL);
-	cr_assert_eq(dcmd(d, _IOWR('H', 0x0a, struct hmm_dmirror_cmd), addr, buf, 1, NULL), -EINVAL);
-	cr_assert_eq(dcmd(d, _IOR('H', 0x00, struct hmm_dmirror_cmd), addr, buf, 1, NULL), -EINVAL);
-	cr_assert_eq(dcmd(d, 0, addr, buf, 1, NULL), -EINVAL);
+	cr_assert_eq(dmirror_cmd(d, _IOWR('H', 0x09, struct hmm_dmirror_cmd), addr, buf, 1, NULL), -EINVAL);
+	cr_assert_eq(dmirror_cmd(d, _IOWR('H', 0x0a, struct hmm_dmirror_cmd), addr, buf, 1, NULL), -EINVAL);
+	cr_assert_eq(dmirror_cmd(d, _IOR('H', 0x00, struct hmm_dmirror_cmd), addr, buf, 1, NULL), -EINVAL);
+	cr_assert_eq(dmirror_cmd(d, 0, addr, buf, 1, NULL), -EINVAL);
 	/* No device-exclusive entries in uhmm yet. */
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_EXCLUSIVE, addr, buf, 1, NULL), -EOPNOTSUPP);
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_CHECK_EXCLUSIVE, addr, buf, 1, NULL), -EOPNOTSUPP);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_EXCLUSIVE, addr, buf, 1, NULL), -EOPNOTSUPP);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_CHECK_EXCLUSIVE, addr, buf, 1, NULL), -EOPNOTSUPP);
 	/* A NULL command, a NULL buffer. */
 	cr_assert_eq(dmirror_ioctl(d, HMM_DMIRROR_READ, NULL), -EFAULT);
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_READ, addr, NULL, 1, NULL), -EFAULT);
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_WRITE, addr, NULL, 1, NULL), -EFAULT);
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_SNAPSHOT, addr, NULL, 1, NULL), -EFAULT);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_READ, addr, NULL, 1, NULL), -EFAULT);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_WRITE, addr, NULL, 1, NULL), -EFAULT);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_SNAPSHOT, addr, NULL, 1, NULL), -EFAULT);
 	/* FLAGS and RELEASE succeed and zero the counters. */
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_FLAGS, addr, NULL, 1, &cmd), 0);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_FLAGS, addr, NULL, 1, &cmd), 0);
 	cr_assert_eq(cmd.cpages, 0);
 	cr_assert_eq(cmd.faults, 0);
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_FLAGS, addr, NULL, 0, NULL), -EINVAL,
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_FLAGS, addr, NULL, 0, NULL), -EINVAL,
 		     "npages 0 fails the range check even for FLAGS, as in test_hmm");
 	dmirror_release(d);
 	mmput(mm);
@@ -215,7 +197,7 @@ Test(dmirror, read_faults_once_then_hits_the_device_page_table)
 	cr_assert_eq(mm_mprotect(mm, addr, size, PROT_READ), 0);
 	cr_assert_eq(cpu_read(mm, addr + PAGE_SIZE, &one, 1), 0); /* the zero page */
 	memset(buf, 0xa5, size);
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_READ, addr, buf, NPAGES, &cmd), 0);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_READ, addr, buf, NPAGES, &cmd), 0);
 	cr_assert_eq(cmd.cpages, NPAGES);
 	cr_assert_eq(cmd.faults, 1);
 	for (unsigned long i = 0; i < 2 * PAGE_SIZE; i++)
@@ -226,7 +208,7 @@ Test(dmirror, read_faults_once_then_hits_the_device_page_table)
 	cr_assert(uhmm_kpageflags(pfn_at(mm, addr)) & (1ULL << KPF_ZERO_PAGE));
 
 	/* Everything is in the device page table now: no fault round. */
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_READ, addr, buf, NPAGES, &cmd), 0);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_READ, addr, buf, NPAGES, &cmd), 0);
 	cr_assert_eq(cmd.cpages, NPAGES);
 	cr_assert_eq(cmd.faults, 0);
 	free(buf);
@@ -245,7 +227,7 @@ Test(dmirror, read_of_prot_none_or_a_hole_is_efault_and_copies_nothing)
 	fill_pattern(mm, addr, sizeof(buf), 3);
 	cr_assert_eq(mm_mprotect(mm, addr, sizeof(buf), PROT_NONE), 0);
 	memset(buf, 0x5a, sizeof(buf));
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_READ, addr, buf, 4, &cmd), -EFAULT);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_READ, addr, buf, 4, &cmd), -EFAULT);
 	for (size_t i = 0; i < sizeof(buf); i++)
 		cr_assert_eq(buf[i], 0x5a, "nothing copied out on failure");
 	cr_assert_eq(mm_mprotect(mm, addr, sizeof(buf), PROT_READ | PROT_WRITE), 0);
@@ -253,10 +235,10 @@ Test(dmirror, read_of_prot_none_or_a_hole_is_efault_and_copies_nothing)
 
 	/* A hole in the middle: the pages before it are read, then -EFAULT. */
 	cr_assert_eq(mm_munmap(mm, addr + 2 * PAGE_SIZE, PAGE_SIZE), 0);
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_READ, addr, buf, 4, &cmd), -EFAULT);
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_WRITE, addr, buf, 4, &cmd), -EFAULT);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_READ, addr, buf, 4, &cmd), -EFAULT);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_WRITE, addr, buf, 4, &cmd), -EFAULT);
 	/* Nothing mapped at all. */
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_READ, 0x10000, buf, 1, &cmd), -EFAULT);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_READ, 0x10000, buf, 1, &cmd), -EFAULT);
 	dmirror_release(d);
 	mmput(mm);
 }
@@ -271,13 +253,13 @@ Test(dmirror, write_stores_through_the_device)
 	struct hmm_dmirror_cmd cmd;
 
 	fill_buf(buf, size, 11);
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_WRITE, addr, buf, NPAGES, &cmd), 0);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_WRITE, addr, buf, NPAGES, &cmd), 0);
 	cr_assert_eq(cmd.cpages, NPAGES);
 	cr_assert_eq(cmd.faults, 1);
 	check_pattern(mm, addr, size, 11);
 	cr_assert_eq(mm_get_rss(mm, MM_ANONPAGES), (long)NPAGES, "the write faults populated it");
 	/* Again: write-tagged entries, no fault. */
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_WRITE, addr, buf, NPAGES, &cmd), 0);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_WRITE, addr, buf, NPAGES, &cmd), 0);
 	cr_assert_eq(cmd.faults, 0);
 	free(buf);
 	dmirror_release(d);
@@ -294,16 +276,16 @@ Test(dmirror, write_to_a_read_only_vma_is_eperm)
 	struct hmm_dmirror_cmd cmd;
 
 	/* hmm-tests anon_write_prot. */
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_READ, addr, buf, 1, &cmd), 0);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_READ, addr, buf, 1, &cmd), 0);
 	cr_assert_eq(cmd.cpages, 1);
 	cr_assert_eq(cmd.faults, 1);
 	fill_buf(buf, size, 5);
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_WRITE, addr, buf, NPAGES, &cmd), -EPERM);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_WRITE, addr, buf, NPAGES, &cmd), -EPERM);
 	check_zero(mm, addr, size);
 	/* The read-tagged entry of page 0 does not allow a write either. */
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_WRITE, addr, buf, 1, &cmd), -EPERM);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_WRITE, addr, buf, 1, &cmd), -EPERM);
 	cr_assert_eq(mm_mprotect(mm, addr, size, PROT_READ | PROT_WRITE), 0);
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_WRITE, addr, buf, NPAGES, &cmd), 0);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_WRITE, addr, buf, NPAGES, &cmd), 0);
 	cr_assert_eq(cmd.cpages, NPAGES);
 	cr_assert_eq(cmd.faults, 1);
 	check_pattern(mm, addr, size, 5);
@@ -323,23 +305,23 @@ Test(dmirror, munmap_erases_device_entries)
 	struct hmm_dmirror_cmd cmd;
 
 	fill_pattern(mm, addr, sizeof(buf), 1);
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_READ, addr, buf, 8, &cmd), 0);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_READ, addr, buf, 8, &cmd), 0);
 	cr_assert_eq(cmd.faults, 1);
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_READ, addr, buf, 8, &cmd), 0);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_READ, addr, buf, 8, &cmd), 0);
 	cr_assert_eq(cmd.faults, 0);
 
 	/* Unmapping pages 2..3 frees them: the device must forget them. */
 	cr_assert_eq(mm_munmap(mm, addr + 2 * PAGE_SIZE, 2 * PAGE_SIZE), 0);
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_READ, addr, buf, 8, &cmd), -EFAULT);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_READ, addr, buf, 8, &cmd), -EFAULT);
 	/* Pages 0..1 still mapped in the device: read without a fault. */
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_READ, addr, buf, 2, &cmd), 0);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_READ, addr, buf, 2, &cmd), 0);
 	cr_assert_eq(cmd.faults, 0);
 	/* New memory at the same place: faulted again, the new bytes. */
 	cr_assert_eq(mm_mmap(mm, addr + 2 * PAGE_SIZE, 2 * PAGE_SIZE, PROT_READ | PROT_WRITE,
 			     MAP_PRIVATE | MAP_ANONYMOUS | MAP_FIXED, NULL, 0),
 		     (long)(addr + 2 * PAGE_SIZE));
 	fill_at(mm, addr, 2 * PAGE_SIZE, 2 * PAGE_SIZE, 9);
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_READ, addr + 2 * PAGE_SIZE, buf, 2, &cmd), 0);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_READ, addr + 2 * PAGE_SIZE, buf, 2, &cmd), 0);
 	cr_assert_eq(cmd.faults, 1);
 	for (unsigned long i = 0; i < 2 * PAGE_SIZE; i++)
 		cr_assert_eq(buf[i], pattern_byte(9, 2 * PAGE_SIZE + i));
@@ -356,20 +338,20 @@ Test(dmirror, mprotect_and_dontneed_erase_device_entries)
 	struct hmm_dmirror_cmd cmd;
 
 	fill_buf(buf, sizeof(buf), 4);
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_WRITE, addr, buf, 4, &cmd), 0);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_WRITE, addr, buf, 4, &cmd), 0);
 	cr_assert_eq(cmd.faults, 1);
 	/* Write-protecting the VMA drops the device's write entries. */
 	cr_assert_eq(mm_mprotect(mm, addr, sizeof(buf), PROT_READ), 0);
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_WRITE, addr, buf, 4, &cmd), -EPERM);
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_READ, addr, buf, 4, &cmd), 0);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_WRITE, addr, buf, 4, &cmd), -EPERM);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_READ, addr, buf, 4, &cmd), 0);
 	cr_assert_eq(cmd.faults, 1, "mprotect invalidated the entries");
 	check_buf(buf, sizeof(buf), 4);
 	cr_assert_eq(mm_mprotect(mm, addr, sizeof(buf), PROT_READ | PROT_WRITE), 0);
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_READ, addr, buf, 4, &cmd), 0);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_READ, addr, buf, 4, &cmd), 0);
 	cr_assert_eq(cmd.faults, 1);
 	/* MADV_DONTNEED frees the pages: the device reads the zero page after a new fault. */
 	cr_assert_eq(mm_madvise(mm, addr, sizeof(buf), MADV_DONTNEED), 0);
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_READ, addr, buf, 4, &cmd), 0);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_READ, addr, buf, 4, &cmd), 0);
 	cr_assert_eq(cmd.faults, 1);
 	for (size_t i = 0; i < sizeof(buf); i++)
 		cr_assert_eq(buf[i], 0);
@@ -387,13 +369,13 @@ Test(dmirror, mirrors_of_two_devices_are_independent)
 
 	fill_pattern(mm, addr, sizeof(buf), 8);
 	cr_assert_eq(mm_mprotect(mm, addr, sizeof(buf), PROT_READ), 0);
-	cr_assert_eq(dcmd(d0, HMM_DMIRROR_READ, addr, buf, 6, &cmd), 0);
+	cr_assert_eq(dmirror_cmd(d0, HMM_DMIRROR_READ, addr, buf, 6, &cmd), 0);
 	cr_assert_eq(cmd.faults, 1);
-	cr_assert_eq(dcmd(d1, HMM_DMIRROR_READ, addr, buf, 6, &cmd), 0);
+	cr_assert_eq(dmirror_cmd(d1, HMM_DMIRROR_READ, addr, buf, 6, &cmd), 0);
 	cr_assert_eq(cmd.faults, 1, "d1 has its own device page table");
 	check_buf(buf, sizeof(buf), 8);
 	dmirror_release(d0);
-	cr_assert_eq(dcmd(d1, HMM_DMIRROR_READ, addr, buf, 6, &cmd), 0);
+	cr_assert_eq(dmirror_cmd(d1, HMM_DMIRROR_READ, addr, buf, 6, &cmd), 0);
 	cr_assert_eq(cmd.faults, 0);
 	dmirror_release(d1);
 	mmput(mm);
@@ -408,7 +390,7 @@ static void check_snapshot(struct dmirror *d, unsigned long addr, unsigned long 
 	struct hmm_dmirror_cmd cmd;
 
 	memset(m, 0xee, npages);
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_SNAPSHOT, addr, m, npages, &cmd), 0);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_SNAPSHOT, addr, m, npages, &cmd), 0);
 	cr_assert_eq(cmd.cpages, npages);
 	for (unsigned long i = 0; i < npages; i++)
 		cr_assert_eq(m[i], want, "snapshot[%lu] = %#x, want %#x", i, m[i], want);
@@ -427,7 +409,7 @@ static void migrate_round_trip(unsigned int minor, uint8_t local)
 
 	cr_assert_eq(mm_madvise(mm, addr, size, MADV_NOHUGEPAGE), 0);
 	fill_pattern(mm, addr, size, 2);
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_MIGRATE_TO_DEV, addr, buf, NPAGES, &cmd), 0);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_MIGRATE_TO_DEV, addr, buf, NPAGES, &cmd), 0);
 	cr_assert_eq(cmd.cpages, NPAGES);
 	check_buf(buf, size, 2);
 	st = stats(minor);
@@ -442,16 +424,16 @@ static void migrate_round_trip(unsigned int minor, uint8_t local)
 		cr_assert(!(e & PM_PRESENT));
 	}
 	/* The device reads its own memory without faulting. */
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_READ, addr, buf, NPAGES, &cmd), 0);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_READ, addr, buf, NPAGES, &cmd), 0);
 	cr_assert_eq(cmd.faults, 0);
 	check_buf(buf, size, 2);
 	/* Migrating again finds nothing in system memory, and still reads it all. */
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_MIGRATE_TO_DEV, addr, buf, NPAGES, &cmd), 0);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_MIGRATE_TO_DEV, addr, buf, NPAGES, &cmd), 0);
 	cr_assert_eq(cmd.cpages, NPAGES);
 	cr_assert_eq(stats(minor).calloc, st.calloc);
 
 	/* Back to system memory. */
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_MIGRATE_TO_SYS, addr, buf, NPAGES, &cmd), 0);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_MIGRATE_TO_SYS, addr, buf, NPAGES, &cmd), 0);
 	cr_assert_eq(cmd.cpages, NPAGES);
 	st = stats(minor);
 	cr_assert_eq(st.calloc, st.cfree, "every device page is free again");
@@ -459,7 +441,7 @@ static void migrate_round_trip(unsigned int minor, uint8_t local)
 	check_snapshot(d, addr, NPAGES, HMM_DMIRROR_PROT_WRITE);
 	check_pattern(mm, addr, size, 2);
 	cr_assert_eq(mm_get_rss(mm, MM_ANONPAGES), (long)NPAGES);
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_MIGRATE_TO_SYS, addr, buf, NPAGES, &cmd), 0);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_MIGRATE_TO_SYS, addr, buf, NPAGES, &cmd), 0);
 	cr_assert_eq(cmd.cpages, 0, "nothing left on the device");
 	free(buf);
 	dmirror_release(d);
@@ -486,18 +468,18 @@ Test(dmirror, cpu_fault_on_device_private_memory_migrates_one_page_back)
 	uint8_t m[8];
 
 	fill_pattern(mm, addr, sizeof(buf), 6);
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_MIGRATE_TO_DEV, addr, buf, 8, &cmd), 0);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_MIGRATE_TO_DEV, addr, buf, 8, &cmd), 0);
 	cr_assert_eq(cmd.cpages, 8);
 	cr_assert_eq(cpu_read(mm, addr + 3 * PAGE_SIZE + 5, &byte, 1), 0);
 	cr_assert_eq(byte, pattern_byte(6, 3 * PAGE_SIZE + 5));
 	cr_assert_eq(stats(0).calloc - stats(0).cfree, 7, "one page came back");
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_SNAPSHOT, addr, m, 8, &cmd), 0);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_SNAPSHOT, addr, m, 8, &cmd), 0);
 	for (int i = 0; i < 8; i++)
 		cr_assert_eq(m[i], i == 3 ? HMM_DMIRROR_PROT_WRITE
 					  : HMM_DMIRROR_PROT_DEV_PRIVATE_LOCAL | HMM_DMIRROR_PROT_WRITE,
 			     "m[%d] = %#x", i, m[i]);
 	/* The device reads page 3 again from system memory: a fault round. */
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_READ, addr, buf, 8, &cmd), 0);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_READ, addr, buf, 8, &cmd), 0);
 	cr_assert_eq(cmd.faults, 1);
 	check_buf(buf, sizeof(buf), 6);
 	check_pattern(mm, addr, sizeof(buf), 6);
@@ -516,19 +498,19 @@ Test(dmirror, migrate_argument_errors)
 	unsigned long shared;
 
 	/* hmm-tests migrate_mixed. */
-	cr_assert_eq(dcmd(d1, HMM_DMIRROR_MIGRATE_TO_DEV, addr, buf, 6, &cmd), -EINVAL,
+	cr_assert_eq(dmirror_cmd(d1, HMM_DMIRROR_MIGRATE_TO_DEV, addr, buf, 6, &cmd), -EINVAL,
 		     "PROT_NONE: no VM_READ");
 	cr_assert_eq(mm_munmap(mm, addr + PAGE_SIZE, PAGE_SIZE), 0);
-	cr_assert_eq(dcmd(d1, HMM_DMIRROR_MIGRATE_TO_DEV, addr, buf, 3, &cmd), -EINVAL, "a hole");
-	cr_assert_eq(dcmd(d1, HMM_DMIRROR_MIGRATE_TO_SYS, addr + PAGE_SIZE, buf, 1, &cmd), -EINVAL);
+	cr_assert_eq(dmirror_cmd(d1, HMM_DMIRROR_MIGRATE_TO_DEV, addr, buf, 3, &cmd), -EINVAL, "a hole");
+	cr_assert_eq(dmirror_cmd(d1, HMM_DMIRROR_MIGRATE_TO_SYS, addr + PAGE_SIZE, buf, 1, &cmd), -EINVAL);
 	cr_assert_eq(mm_mprotect(mm, addr + 2 * PAGE_SIZE, PAGE_SIZE, PROT_READ), 0);
 	cr_assert_eq(cpu_read(mm, addr + 2 * PAGE_SIZE, buf, 1), 0);
 	cr_assert_eq(mm_mprotect(mm, addr + 3 * PAGE_SIZE, 3 * PAGE_SIZE, PROT_READ | PROT_WRITE), 0);
 	fill_at(mm, addr, 3 * PAGE_SIZE, 3 * PAGE_SIZE, 12);
 	cr_assert_eq(mm_mprotect(mm, addr + 3 * PAGE_SIZE, PAGE_SIZE, PROT_READ), 0);
-	cr_assert_eq(dcmd(d1, HMM_DMIRROR_MIGRATE_TO_DEV, addr + 2 * PAGE_SIZE, buf, 4, &cmd), 0);
+	cr_assert_eq(dmirror_cmd(d1, HMM_DMIRROR_MIGRATE_TO_DEV, addr + 2 * PAGE_SIZE, buf, 4, &cmd), 0);
 	cr_assert_eq(cmd.cpages, 4);
-	cr_assert_eq(dcmd(d0, HMM_DMIRROR_MIGRATE_TO_DEV, addr + 5 * PAGE_SIZE, buf, 1, &cmd),
+	cr_assert_eq(dmirror_cmd(d0, HMM_DMIRROR_MIGRATE_TO_DEV, addr + 5 * PAGE_SIZE, buf, 1, &cmd),
 		     -ENOENT, "another device's page is not selected");
 	cr_assert_eq(stats(0).calloc, 0);
 
@@ -538,7 +520,7 @@ Test(dmirror, migrate_argument_errors)
 	cr_assert(IS_ALIGNED(shared, PAGE_SIZE) && (long)shared > 0);
 	fill_pattern(mm, shared, 4 * PAGE_SIZE, 18);
 	memset(buf, 0x3c, sizeof(buf));
-	cr_assert_eq(dcmd(d0, HMM_DMIRROR_MIGRATE_TO_DEV, shared, buf, 4, &cmd), -ENOENT);
+	cr_assert_eq(dmirror_cmd(d0, HMM_DMIRROR_MIGRATE_TO_DEV, shared, buf, 4, &cmd), -ENOENT);
 	for (size_t i = 0; i < 4 * PAGE_SIZE; i++)
 		cr_assert_eq(buf[i], 0x3c, "nothing read back on failure");
 	cr_assert_eq(stats(0).calloc - stats(0).cfree, 0);
@@ -557,14 +539,14 @@ Test(dmirror, fail_alloc_is_one_shot)
 	struct hmm_dmirror_cmd cmd;
 
 	fill_pattern(mm, addr, sizeof(buf), 13);
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_FLAGS, addr, NULL, HMM_DMIRROR_FLAG_FAIL_ALLOC, &cmd), 0);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_FLAGS, addr, NULL, HMM_DMIRROR_FLAG_FAIL_ALLOC, &cmd), 0);
 	/* The first device allocation fails: page 0 stays in system memory. */
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_MIGRATE_TO_DEV, addr, buf, 2, &cmd), -ENOENT);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_MIGRATE_TO_DEV, addr, buf, 2, &cmd), -ENOENT);
 	cr_assert_eq(stats(0).calloc, 1, "only page 1 migrated");
 	cr_assert(pagemap(mm, addr) & PM_PRESENT);
 	cr_assert(pagemap(mm, addr + PAGE_SIZE) & PM_SWAP);
 	/* The flag is gone: page 0 migrates now. */
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_MIGRATE_TO_DEV, addr, buf, 2, &cmd), 0);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_MIGRATE_TO_DEV, addr, buf, 2, &cmd), 0);
 	cr_assert_eq(cmd.cpages, 2);
 	check_buf(buf, sizeof(buf), 13);
 	cr_assert_eq(stats(0).calloc, 2);
@@ -584,9 +566,9 @@ Test(dmirror, release_ioctl_evicts_and_frees_every_chunk)
 	struct dmirror_stats st;
 
 	fill_pattern(mm, addr, size, 14);
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_MIGRATE_TO_DEV, addr, buf, NPAGES, &cmd), 0);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_MIGRATE_TO_DEV, addr, buf, NPAGES, &cmd), 0);
 	cr_assert_eq(cmd.cpages, NPAGES);
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_RELEASE, addr, buf, NPAGES, &cmd), 0);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_RELEASE, addr, buf, NPAGES, &cmd), 0);
 	st = stats(0);
 	cr_assert_eq(st.nr_chunks, 0);
 	cr_assert_eq(st.free_pages, 0);
@@ -596,11 +578,11 @@ Test(dmirror, release_ioctl_evicts_and_frees_every_chunk)
 		cr_assert(pagemap(mm, addr + i * PAGE_SIZE) & PM_PRESENT);
 	check_pattern(mm, addr, size, 14);
 	/* The device's page table forgot the device pages: READ faults again. */
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_READ, addr, buf, NPAGES, &cmd), 0);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_READ, addr, buf, NPAGES, &cmd), 0);
 	cr_assert_eq(cmd.faults, 1);
 	check_buf(buf, size, 14);
 	/* The device grows a new chunk when it needs memory again. */
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_MIGRATE_TO_DEV, addr, buf, 4, &cmd), 0);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_MIGRATE_TO_DEV, addr, buf, 4, &cmd), 0);
 	cr_assert_eq(cmd.cpages, 4);
 	cr_assert_eq(stats(0).nr_chunks, 1);
 	free(buf);
@@ -618,7 +600,7 @@ Test(dmirror, close_evicts_the_device_memory)
 	struct dmirror_stats st;
 
 	fill_pattern(mm, addr, sizeof(buf), 15);
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_MIGRATE_TO_DEV, addr, buf, 16, &cmd), 0);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_MIGRATE_TO_DEV, addr, buf, 16, &cmd), 0);
 	dmirror_release(d);
 	st = stats(1);
 	cr_assert_eq(st.nr_chunks, 1, "close keeps the chunks");
@@ -640,13 +622,13 @@ Test(dmirror, exit_of_the_mm_frees_device_memory)
 	struct hmm_dmirror_cmd cmd;
 
 	fill_pattern(mm, addr, sizeof(buf), 16);
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_MIGRATE_TO_DEV, addr, buf, 16, &cmd), 0);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_MIGRATE_TO_DEV, addr, buf, 16, &cmd), 0);
 	/* Closing keep (same device) evicts d's pages too: nothing stays on the device. */
 	dmirror_release(keep);
 	mmput(other);
 	cr_assert_eq(stats(0).calloc, stats(0).cfree);
 	check_pattern(mm, addr, sizeof(buf), 16);
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_MIGRATE_TO_DEV, addr, buf, 16, &cmd), 0);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_MIGRATE_TO_DEV, addr, buf, 16, &cmd), 0);
 	mmput(mm);       /* the mirror still holds a user reference */
 	dmirror_release(d); /* evicts, then the last mmput zaps the RAM pages */
 	cr_assert_eq(stats(0).calloc, stats(0).cfree);
@@ -671,12 +653,12 @@ Test(dmirror, snapshot_reports_every_kind_of_entry)
 	cr_assert_eq(cpu_write(mm, addr + 3 * PAGE_SIZE, &byte, 1), 0);
 	cr_assert_eq(mm_mprotect(mm, addr + 3 * PAGE_SIZE, PAGE_SIZE, PROT_READ), 0);
 	cr_assert_eq(cpu_write(mm, addr + 4 * PAGE_SIZE, &byte, 1), 0);
-	cr_assert_eq(dcmd(d0, HMM_DMIRROR_MIGRATE_TO_DEV, addr + 5 * PAGE_SIZE, buf, 1, &cmd), 0);
+	cr_assert_eq(dmirror_cmd(d0, HMM_DMIRROR_MIGRATE_TO_DEV, addr + 5 * PAGE_SIZE, buf, 1, &cmd), 0);
 	cr_assert_eq(cmd.cpages, 1);
-	cr_assert_eq(dcmd(d1, HMM_DMIRROR_MIGRATE_TO_DEV, addr + 6 * PAGE_SIZE, buf, 1, &cmd), 0);
+	cr_assert_eq(dmirror_cmd(d1, HMM_DMIRROR_MIGRATE_TO_DEV, addr + 6 * PAGE_SIZE, buf, 1, &cmd), 0);
 	cr_assert_eq(cmd.cpages, 1);
 	memset(m, 0xee, sizeof(m));
-	cr_assert_eq(dcmd(d0, HMM_DMIRROR_SNAPSHOT, addr, m, 7, &cmd), 0);
+	cr_assert_eq(dmirror_cmd(d0, HMM_DMIRROR_SNAPSHOT, addr, m, 7, &cmd), 0);
 	cr_assert_eq(cmd.cpages, 7);
 	cr_assert_eq(m[0], HMM_DMIRROR_PROT_ERROR);
 	cr_assert_eq(m[1], HMM_DMIRROR_PROT_ERROR);
@@ -701,9 +683,9 @@ Test(dmirror, snapshot_of_coherent_memory_reports_local_and_remote)
 	struct hmm_dmirror_cmd cmd;
 
 	fill_pattern(mm, addr, 2 * PAGE_SIZE, 17);
-	cr_assert_eq(dcmd(d2, HMM_DMIRROR_MIGRATE_TO_DEV, addr, buf, 1, &cmd), 0);
-	cr_assert_eq(dcmd(d3, HMM_DMIRROR_MIGRATE_TO_DEV, addr + PAGE_SIZE, buf, 1, &cmd), 0);
-	cr_assert_eq(dcmd(d2, HMM_DMIRROR_SNAPSHOT, addr, m, 2, &cmd), 0);
+	cr_assert_eq(dmirror_cmd(d2, HMM_DMIRROR_MIGRATE_TO_DEV, addr, buf, 1, &cmd), 0);
+	cr_assert_eq(dmirror_cmd(d3, HMM_DMIRROR_MIGRATE_TO_DEV, addr + PAGE_SIZE, buf, 1, &cmd), 0);
+	cr_assert_eq(dmirror_cmd(d2, HMM_DMIRROR_SNAPSHOT, addr, m, 2, &cmd), 0);
 	cr_assert_eq(m[0], HMM_DMIRROR_PROT_DEV_COHERENT_LOCAL | HMM_DMIRROR_PROT_WRITE);
 	cr_assert_eq(m[1], HMM_DMIRROR_PROT_DEV_COHERENT_REMOTE | HMM_DMIRROR_PROT_WRITE);
 	/* The CPU reads coherent memory in place: nothing moves. */
@@ -742,7 +724,7 @@ Test(dmirror, mmap_of_the_device_maps_zeroed_driver_pages)
 	cr_assert_eq(mm_get_rss(mm, MM_FILEPAGES), 2);
 	check_zero(mm, (unsigned long)addr, 2 * PAGE_SIZE);
 	/* hmm-tests mixedmap: a private mapping is read-only in the page table. */
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_SNAPSHOT, (unsigned long)addr, m, 2, &cmd), 0);
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_SNAPSHOT, (unsigned long)addr, m, 2, &cmd), 0);
 	cr_assert_eq(cmd.cpages, 2);
 	cr_assert_eq(m[0], HMM_DMIRROR_PROT_READ);
 	cr_assert_eq(m[1], HMM_DMIRROR_PROT_READ);
@@ -752,7 +734,7 @@ Test(dmirror, mmap_of_the_device_maps_zeroed_driver_pages)
 	cr_assert(folio_test_anon(folio_at(mm, (unsigned long)addr)));
 	cr_assert_eq(mm_get_rss(mm, MM_FILEPAGES), 1);
 	/* Device mappings are not migratable: migrate_vma_setup() refuses VM_SPECIAL. */
-	cr_assert_eq(dcmd(d, HMM_DMIRROR_MIGRATE_TO_DEV, (unsigned long)addr + PAGE_SIZE, m, 1,
+	cr_assert_eq(dmirror_cmd(d, HMM_DMIRROR_MIGRATE_TO_DEV, (unsigned long)addr + PAGE_SIZE, m, 1,
 			  &cmd),
 		     -EINVAL);
 	/* Shared and bad requests. */

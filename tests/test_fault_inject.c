@@ -914,20 +914,6 @@ static struct dmirror *s_open(struct mm_struct *mm)
 	}
 }
 
-static int dcmd(struct dmirror *d, unsigned long req, unsigned long addr, void *buf,
-		unsigned long npages, struct hmm_dmirror_cmd *out)
-{
-	struct hmm_dmirror_cmd cmd = {
-		.addr = addr,
-		.ptr = (uint64_t)(uintptr_t)buf,
-		.npages = npages,
-	};
-	int ret = dmirror_ioctl(d, req, &cmd);
-
-	*out = cmd;
-	return ret;
-}
-
 /* Pages of [@off, @off + @npages pages) of @r that are device memory now. */
 static unsigned long pages_on_device(struct region *r, unsigned long off, unsigned long npages)
 {
@@ -953,7 +939,7 @@ static void s_dread(struct dmirror *d, struct region *r, unsigned long off, unsi
 	struct hmm_dmirror_cmd cmd;
 	int ret;
 
-	while ((ret = dcmd(d, HMM_DMIRROR_READ, r->addr + off, buf, npages, &cmd)))
+	while ((ret = dmirror_cmd(d, HMM_DMIRROR_READ, r->addr + off, buf, npages, &cmd)))
 		call_failed("HMM_DMIRROR_READ", ret, -EFAULT, 0);
 	CHECK(cmd.cpages == npages, "READ cpages %llu", (unsigned long long)cmd.cpages);
 	expect_bytes(r, off, buf, npages * PG, "HMM_DMIRROR_READ");
@@ -970,7 +956,7 @@ static void s_dwrite(struct dmirror *d, struct region *r, unsigned long off, uns
 	int ret;
 
 	gen_bytes(buf, npages * PG, seed);
-	while ((ret = dcmd(d, HMM_DMIRROR_WRITE, r->addr + off, buf, npages, &cmd)))
+	while ((ret = dmirror_cmd(d, HMM_DMIRROR_WRITE, r->addr + off, buf, npages, &cmd)))
 		call_failed("HMM_DMIRROR_WRITE", ret, -EFAULT, 0);
 	CHECK(cmd.cpages == npages, "WRITE cpages %llu", (unsigned long long)cmd.cpages);
 	memcpy(r->want + off, buf, npages * PG);
@@ -984,7 +970,7 @@ static void s_snapshot(struct dmirror *d, struct region *r, unsigned long off, u
 	struct hmm_dmirror_cmd cmd;
 	int ret;
 
-	while ((ret = dcmd(d, HMM_DMIRROR_SNAPSHOT, r->addr + off, perm, npages, &cmd)))
+	while ((ret = dmirror_cmd(d, HMM_DMIRROR_SNAPSHOT, r->addr + off, perm, npages, &cmd)))
 		call_failed("HMM_DMIRROR_SNAPSHOT", ret, -EFAULT, -ENOMEM, 0);
 	CHECK(cmd.cpages == npages, "SNAPSHOT cpages %llu", (unsigned long long)cmd.cpages);
 	for (unsigned long i = 0; i < npages; i++)
@@ -1007,7 +993,7 @@ static void s_to_dev(struct dmirror *d, struct region *r, unsigned long off, uns
 	int ret;
 
 	for (;;) {
-		ret = dcmd(d, HMM_DMIRROR_MIGRATE_TO_DEV, r->addr + off, buf, npages, &cmd);
+		ret = dmirror_cmd(d, HMM_DMIRROR_MIGRATE_TO_DEV, r->addr + off, buf, npages, &cmd);
 		if (ret) {
 			call_failed("HMM_DMIRROR_MIGRATE_TO_DEV", ret, -ENOENT, 0);
 			continue;
@@ -1034,7 +1020,7 @@ static void s_to_sys(struct dmirror *d, struct region *r, unsigned long off, uns
 	for (;;) {
 		unsigned long want = pages_on_device(r, off, npages);
 		struct hmm_dmirror_cmd cmd;
-		int ret = dcmd(d, HMM_DMIRROR_MIGRATE_TO_SYS, r->addr + off, NULL, npages, &cmd);
+		int ret = dmirror_cmd(d, HMM_DMIRROR_MIGRATE_TO_SYS, r->addr + off, NULL, npages, &cmd);
 
 		CHECK(ret == 0, "MIGRATE_TO_SYS returned %d, test_hmm returns 0 and fewer cpages",
 		      ret);

@@ -599,21 +599,6 @@ static void pick_pages(struct worker *w, struct region *r, unsigned long *pg, un
 	*npages = 1 + rnd_below(w, st_min(32, n - *pg));
 }
 
-static int dm_cmd(struct dmirror *dm, unsigned long request, unsigned long addr, void *buf,
-		  unsigned long npages, struct hmm_dmirror_cmd *cmd)
-{
-	int ret;
-
-	memset(cmd, 0, sizeof(*cmd));
-	cmd->addr = addr;
-	cmd->ptr = (uint64_t)(uintptr_t)buf;
-	cmd->npages = npages;
-	do
-		ret = dmirror_ioctl(dm, request, cmd);
-	while (ret == -EINTR);
-	return ret;
-}
-
 /* ------------------------------------------------------------------ */
 /* Snapshots: what a page's HMM_DMIRROR_PROT_* byte says               */
 /* ------------------------------------------------------------------ */
@@ -713,7 +698,7 @@ static bool observe(struct worker *w, struct region *r, unsigned long pg, unsign
 	struct hmm_dmirror_cmd cmd;
 
 	for (unsigned int s = 0; s < 2; s++) {
-		int ret = dm_cmd(w->dm[s], HMM_DMIRROR_SNAPSHOT, r->addr + (pg << PAGE_SHIFT),
+		int ret = dmirror_cmd(w->dm[s], HMM_DMIRROR_SNAPSHOT, r->addr + (pg << PAGE_SHIFT),
 				 w->snap[s], n, &cmd);
 
 		if (ret || cmd.cpages != n) {
@@ -972,7 +957,7 @@ static bool do_release(struct worker *w, unsigned int m)
 
 	log_op(w, OP_RELEASE, (int)m, 0, 0, 0, 0);
 	/* test_hmm checks addr and npages of every command, RELEASE's too. */
-	ret = dm_cmd(w->dm[m], HMM_DMIRROR_RELEASE, w->reg[0].addr, NULL, 1, &cmd);
+	ret = dmirror_cmd(w->dm[m], HMM_DMIRROR_RELEASE, w->reg[0].addr, NULL, 1, &cmd);
 	log_ret(w, ret);
 	if (ret) {
 		/* Eviction allocates with __GFP_NOFAIL: it cannot fail, injected or not. */
@@ -1465,7 +1450,7 @@ static bool op_to_dev(struct worker *w, struct region *r, unsigned int m)
 			allowed[i] = LOCBIT(old);
 	}
 	log_op(w, OP_TO_DEV, (int)m, addr, n << PAGE_SHIFT, 0, 0);
-	ret = dm_cmd(w->dm[m], HMM_DMIRROR_MIGRATE_TO_DEV, addr, w->buf, n, &cmd);
+	ret = dmirror_cmd(w->dm[m], HMM_DMIRROR_MIGRATE_TO_DEV, addr, w->buf, n, &cmd);
 	log_ret(w, ret);
 	if (ret && ret != -ENOENT) {
 		fail(w, "MIGRATE_TO_DEV(minor %u, %#lx, %lu pages) = %d", m, addr, n, ret);
@@ -1567,7 +1552,7 @@ static bool op_to_sys(struct worker *w, struct region *r, unsigned int m)
 		}
 	}
 	log_op(w, OP_TO_SYS, (int)m, addr, n << PAGE_SHIFT, 0, 0);
-	ret = dm_cmd(w->dm[m], HMM_DMIRROR_MIGRATE_TO_SYS, addr, w->buf, n, &cmd);
+	ret = dmirror_cmd(w->dm[m], HMM_DMIRROR_MIGRATE_TO_SYS, addr, w->buf, n, &cmd);
 	log_ret(w, ret);
 	/*
 	 * As test_hmm: a page whose system page cannot be allocated (only
@@ -1653,7 +1638,7 @@ static bool op_dev_read(struct worker *w, struct region *r, unsigned int m)
 	}
 	split_may_invalidate(r);
 	log_op(w, OP_DEV_READ, (int)m, addr, n << PAGE_SHIFT, 0, 0);
-	ret = dm_cmd(w->dm[m], HMM_DMIRROR_READ, addr, w->buf, n, &cmd);
+	ret = dmirror_cmd(w->dm[m], HMM_DMIRROR_READ, addr, w->buf, n, &cmd);
 	log_ret(w, ret);
 	if (ret == -EFAULT && st.inject) {
 		/* hmm_range_fault(): a fault that fails (VM_FAULT_OOM too) is -EFAULT. */
@@ -1716,7 +1701,7 @@ static bool op_dev_write(struct worker *w, struct region *r, unsigned int m)
 	}
 	split_may_invalidate(r);
 	log_op(w, OP_DEV_WRITE, (int)m, addr, n << PAGE_SHIFT, 0, data);
-	ret = dm_cmd(w->dm[m], HMM_DMIRROR_WRITE, addr, w->buf, n, &cmd);
+	ret = dmirror_cmd(w->dm[m], HMM_DMIRROR_WRITE, addr, w->buf, n, &cmd);
 	log_ret(w, ret);
 	if (r->ro) {
 		/*
@@ -1792,7 +1777,7 @@ static bool op_snapshot(struct worker *w, struct region *r, unsigned int m)
 	pick_pages(w, r, &pg, &n);
 	addr = r->addr + (pg << PAGE_SHIFT);
 	log_op(w, OP_SNAPSHOT, (int)m, addr, n << PAGE_SHIFT, 0, 0);
-	ret = dm_cmd(w->dm[m], HMM_DMIRROR_SNAPSHOT, addr, w->buf, n, &cmd);
+	ret = dmirror_cmd(w->dm[m], HMM_DMIRROR_SNAPSHOT, addr, w->buf, n, &cmd);
 	log_ret(w, ret);
 	if (ret || cmd.cpages != n) {
 		fail(w, "dmirror SNAPSHOT(minor %u, %#lx, %lu pages) = %d, cpages %" PRIu64, m,
