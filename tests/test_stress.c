@@ -1811,31 +1811,25 @@ static bool one_op(struct worker *w)
 	unsigned int m = (unsigned int)rnd_below(w, STRESS_NR_DEV);
 	enum stress_op op;
 
-	/* Weights, in percent. */
-	if (pick < 18)
-		op = OP_CPU_WRITE;
-	else if (pick < 34)
-		op = OP_CPU_READ;
-	else if (pick < 39)
-		op = OP_ATOMIC_ADD;
-	else if (pick < 41)
-		op = OP_REMAP;
-	else if (pick < 44)
-		op = OP_MREMAP;
-	else if (pick < 49)
-		op = OP_MPROTECT;
-	else if (pick < 57)
-		op = OP_MADVISE;
-	else if (pick < 69)
-		op = OP_TO_DEV;
-	else if (pick < 77)
-		op = OP_TO_SYS;
-	else if (pick < 84)
-		op = OP_DEV_READ;
-	else if (pick < 92)
-		op = OP_DEV_WRITE;
-	else
-		op = OP_SNAPSHOT;
+	/* Weights, in percent (they add up to 100). */
+	static const struct {
+		enum stress_op op;
+		unsigned int percent;
+	} mix[] = {
+		{ OP_CPU_WRITE, 18 }, { OP_CPU_READ, 16 }, { OP_ATOMIC_ADD, 5 }, { OP_REMAP, 2 },
+		{ OP_MREMAP, 3 },     { OP_MPROTECT, 5 },  { OP_MADVISE, 8 },    { OP_TO_DEV, 12 },
+		{ OP_TO_SYS, 8 },     { OP_DEV_READ, 7 },  { OP_DEV_WRITE, 8 },  { OP_SNAPSHOT, 8 },
+	};
+	unsigned long below = 0;
+
+	op = mix[0].op;
+	for (size_t i = 0; i < sizeof(mix) / sizeof(mix[0]); i++) {
+		below += mix[i].percent;
+		if (pick < below) {
+			op = mix[i].op;
+			break;
+		}
+	}
 	w->counts[op]++;
 
 	switch (op) {
