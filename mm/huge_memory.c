@@ -466,3 +466,24 @@ busy:
 		put_anon_vma(anon_vma);
 	return -EBUSY;
 }
+
+/**
+ * try_split_folio_put() - split @folio if it can be locked without
+ * waiting, then unlock it and drop the caller's reference (of the head
+ * page's order-0 folio after a split).  What Linux's madvise and
+ * migrate_vma_collect_pmd() do around split_folio() with the ptl dropped.
+ * @folio: a large anonymous folio the caller holds a reference on.
+ * Needs mmap_lock, no page-table lock.  Return: true when it was split.
+ */
+bool try_split_folio_put(struct folio *folio)
+{
+	bool split = false;
+
+	if (folio_trylock(folio)) {
+		split = !split_folio(folio);
+		folio = page_folio(folio_page(folio, 0));
+		folio_unlock(folio);
+	}
+	folio_put(folio);
+	return split;
+}

@@ -644,6 +644,11 @@ bool zap_huge_pmd(struct vm_area_struct *vma, pmd_t *pmd, unsigned long addr);
  */
 int split_folio(struct folio *folio);
 /**
+ * try_split_folio_put() - trylock @folio, split_folio() it, unlock and put
+ * the caller's reference.  Needs mmap_lock.  Return: true when split.
+ */
+bool try_split_folio_put(struct folio *folio);
+/**
  * is_huge_zero_pfn() - @pfn is one of the pages of @machine's huge zero
  * folio.  Lock-free: the folio pointer is published with release semantics.
  */

@@ -94,7 +94,6 @@ static void madvise_free_split_partial(struct madvise_free_range *r, struct mm_s
 		struct folio *split = NULL;
 		pthread_mutex_t *ptl;
 		pte_t *pte = pte_offset_map_lock(mm, pmd, addr, &ptl);
-		bool split_done = false;
 
 		if (!pte)
 			return;
@@ -114,13 +113,7 @@ static void madvise_free_split_partial(struct madvise_free_range *r, struct mm_s
 		spin_unlock(ptl);
 		if (!split)
 			return;
-		if (folio_trylock(split)) {
-			split_done = !split_folio(split);
-			split = page_folio(folio_page(split, 0)); /* the head page's, after a split */
-			folio_unlock(split);
-		}
-		folio_put(split);
-		if (!split_done)
+		if (!try_split_folio_put(split))
 			addr += PAGE_SIZE; /* left whole: the PTE walk skips it */
 	}
 }

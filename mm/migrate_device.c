@@ -324,13 +324,10 @@ again:
 			 */
 			bool split_done = false;
 
-			if (split != fault_folio && folio_trylock(split)) {
-				split_done = !split_folio(split);
-				/* After a split: the head page's order-0 folio. */
-				split = page_folio(folio_page(split, 0));
-				folio_unlock(split);
-			}
-			folio_put(split);
+			if (split == fault_folio)
+				folio_put(split);
+			else
+				split_done = try_split_folio_put(split);
 			if (!split_done) {
 				migrate_vma_collect_skip(migrate, addr, addr + PAGE_SIZE);
 				addr += PAGE_SIZE;
