@@ -508,6 +508,14 @@ static bool inval_log_explains(struct worker *w, const struct region *r, unsigne
 	return found;
 }
 
+/* Mirror @m surely maps page @i of @r now (since the operation @w runs began). */
+static void dpt_mark_yes(const struct worker *w, struct region *r, unsigned long i, unsigned int m)
+{
+	r->pm[i].dpt_yes |= (uint8_t)(1u << m);
+	r->pm[i].dpt_no &= (uint8_t)~(1u << m);
+	r->pm[i].yes_since[m] = w->op_seq;
+}
+
 /* Forget what any mirror maps in pages [pg, pg + n) of @r except (keep) minor @keep. */
 static void dpt_maybe(struct region *r, unsigned long pg, unsigned long n, int keep)
 {
@@ -675,12 +683,6 @@ static bool huge_zero_at(struct worker *w, unsigned long addr)
 	return is_huge_zero_folio(page_folio(pfn_to_page((unsigned long)(e & PM_PFRAME_MASK))));
 }
 
-/*
- * Find out where pages [pg, pg + n) of @r are, from snapshots through
- * minors 0 and 1 (between them they tell every location apart), check each
- * is in its @allowed set of locations (LOCBIT()s; NULL: any), and record
- * it.  Return: false (and fail()) on a snapshot error or a page elsewhere.
- */
 /* Does the shadow say page @pg of @r holds only zeroes? */
 static bool page_all_zero(const struct region *r, unsigned long pg)
 {
@@ -692,6 +694,23 @@ static bool page_all_zero(const struct region *r, unsigned long pg)
 	return true;
 }
 
+/*
+ * May page @pg of @r, which the model has in RAM, hold the zero page now?
+ * Splitting a large anonymous folio (a partial MADV_FREE, a migration of
+ * part of it) maps the shared zero page over each page that holds only
+ * zeroes, as Linux 6.12+ does, and any earlier operation may have split it.
+ */
+static bool may_be_split_zero_page(const struct region *r, unsigned long pg)
+{
+	return r->pm[pg].loc == LOC_SYS && r->large && page_all_zero(r, pg);
+}
+
+/*
+ * Find out where pages [pg, pg + n) of @r are, from snapshots through
+ * minors 0 and 1 (between them they tell every location apart), check each
+ * is in its @allowed set of locations (LOCBIT()s; NULL: any), and record
+ * it.  Return: false (and fail()) on a snapshot error or a page elsewhere.
+ */
 static bool observe(struct worker *w, struct region *r, unsigned long pg, unsigned long n,
 		    const unsigned int *allowed, const char *what)
 {
@@ -729,14 +748,7 @@ static bool observe(struct worker *w, struct region *r, unsigned long pg, unsign
 			return false;
 		}
 		loc = (unsigned int)__builtin_ctz(set);
-		/*
-		 * Splitting a large anonymous folio (a partial MADV_FREE, a
-		 * migration of part of it) maps the shared zero page over each
-		 * page that holds only zeroes, as Linux 6.12+ does; the page
-		 * may have been split by any earlier operation.
-		 */
-		if (allowed && loc == LOC_EMPTY && p->loc == LOC_SYS && r->large &&
-		    page_all_zero(r, pg + i))
+		if (allowed && loc == LOC_EMPTY && may_be_split_zero_page(r, pg + i))
 			goto moved;
 		if (allowed && !(allowed[i] & set)) {
 			fail(w, "%s: page %#lx is in %s (snapshots %#x, %#x), the model says it was "
@@ -1478,9 +1490,7 @@ static bool op_to_dev(struct worker *w, struct region *r, unsigned int m)
 		int in;
 
 		if (p->loc == LOC_DEV + m && before[i] != p->loc) {
-			p->dpt_yes |= (uint8_t)(1u << m);
-			p->yes_since[m] = w->op_seq;
-			p->dpt_no &= (uint8_t)~(1u << m);
+			dpt_mark_yes(w, r, pg + i, m);
 			in = 1;
 		} else {
 			in = dpt_state(r, pg + i, m);
@@ -1520,11 +1530,8 @@ static bool op_to_dev(struct worker *w, struct region *r, unsigned int m)
 		     cmd.cpages);
 		return false;
 	}
-	for (unsigned long i = pg; i < pg + n; i++) {
-		r->pm[i].dpt_yes |= (uint8_t)(1u << m);
-		r->pm[i].dpt_no &= (uint8_t)~(1u << m);
-		r->pm[i].yes_since[m] = w->op_seq;
-	}
+	for (unsigned long i = pg; i < pg + n; i++)
+		dpt_mark_yes(w, r, i, m);
 	return check_bytes(w, "MIGRATE_TO_DEV's read-back", r, pg << PAGE_SHIFT, w->buf,
 			   n << PAGE_SHIFT);
 }
@@ -1600,9 +1607,11 @@ static void dpt_after_device_access(struct worker *w, struct region *r, unsigned
 				    unsigned long n, unsigned int m, int ret)
 {
 	for (unsigned long i = pg; i < pg + n; i++) {
-		r->pm[i].yes_since[m] = w->op_seq;
-		r->pm[i].dpt_yes = ret ? r->pm[i].dpt_yes & (uint8_t)~(1u << m)
-				       : r->pm[i].dpt_yes | (uint8_t)(1u << m);
+		if (!ret) {
+			dpt_mark_yes(w, r, i, m);
+			continue;
+		}
+		r->pm[i].dpt_yes &= (uint8_t)~(1u << m);
 		r->pm[i].dpt_no &= (uint8_t)~(1u << m);
 	}
 }
@@ -1787,9 +1796,8 @@ static bool op_snapshot(struct worker *w, struct region *r, unsigned int m)
 	for (unsigned long i = 0; i < n; i++) {
 		uint8_t b = w->buf[i], loc = r->pm[pg + i].loc;
 
-		/* A split gave a zero-filled page the zero page (see observe()). */
-		if (loc == LOC_SYS && r->large && snap_perm_ok(r, b) &&
-		    (b & 0xF0) == HMM_DMIRROR_PROT_ZERO && page_all_zero(r, pg + i)) {
+		if (snap_perm_ok(r, b) && (b & 0xF0) == HMM_DMIRROR_PROT_ZERO &&
+		    may_be_split_zero_page(r, pg + i)) {
 			r->pm[pg + i].loc = LOC_EMPTY;
 			dpt_maybe(r, pg + i, 1, -1);
 			continue;
