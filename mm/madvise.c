@@ -311,8 +311,6 @@ static void madvise_reclaim_pt(struct mm_struct *mm, unsigned long start, unsign
 			anon_vma_unlock_write(vma->anon_vma);
 		if (mapping)
 			i_mmap_unlock_write(mapping);
-		if (addr + PMD_SIZE < addr)
-			break;
 	}
 	pthread_rwlock_unlock(&mm->mmap_lock);
 }
