@@ -842,6 +842,26 @@ static bool settle_access(struct worker *w, struct region *r, unsigned long pg, 
 	return observe(w, r, first, count, allowed, what);
 }
 
+/*
+ * observe() after a device READ or WRITE of pages [pg, pg + n) of @r,
+ * which may now be in @allowed.  In a THP region the fault may fill, or
+ * bring back from the device, the whole PMD, so the region's other pages
+ * may move as a CPU access beside them would.
+ */
+static bool observe_device_access(struct worker *w, struct region *r, unsigned long pg,
+				  unsigned long n, const unsigned int *allowed, bool write,
+				  const char *what)
+{
+	unsigned int all[STRESS_MAX_PAGES];
+
+	if (!r->thp)
+		return observe(w, r, pg, n, allowed, what);
+	for (unsigned long i = 0; i < region_pages(r); i++)
+		all[i] = i >= pg && i < pg + n ? allowed[i - pg]
+					       : after_cpu_access(r->pm[i].loc, write, false);
+	return observe(w, r, 0, region_pages(r), all, what);
+}
+
 /* ------------------------------------------------------------------ */
 /* Fork, audit, release: with the gate held for writing                */
 /* ------------------------------------------------------------------ */
@@ -1662,19 +1682,8 @@ static bool op_dev_read(struct worker *w, struct region *r, unsigned int m)
 		for (unsigned long i = 0; i < n; i++)
 			if (allowed[i] & LOCBIT(LOC_SYS) && r->pm[pg + i].loc != LOC_SYS)
 				dpt_maybe(r, pg + i, 1, -1);
-		if (r->thp) {
-			/* A device-private PMD comes back whole. */
-			unsigned int all[STRESS_MAX_PAGES];
-
-			for (unsigned long i = 0; i < region_pages(r); i++)
-				all[i] = i >= pg && i < pg + n
-						 ? allowed[i - pg]
-						 : after_cpu_access(r->pm[i].loc, false, false);
-			if (!observe(w, r, 0, region_pages(r), all, "dmirror READ"))
-				return false;
-		} else if (!observe(w, r, pg, n, allowed, "dmirror READ")) {
+		if (!observe_device_access(w, r, pg, n, allowed, false, "dmirror READ"))
 			return false;
-		}
 	}
 	dpt_after_device_access(w, r, pg, n, m, ret);
 	return true;
@@ -1760,18 +1769,8 @@ static bool op_dev_write(struct worker *w, struct region *r, unsigned int m)
 		memcpy(r->shadow + (pg << PAGE_SHIFT), w->buf, n << PAGE_SHIFT);
 		dpt_maybe(r, pg, n, (int)m);
 	}
-	if (r->thp) {
-		/* A write fault in a THP region may fill (or bring back) the whole PMD. */
-		unsigned int all[STRESS_MAX_PAGES];
-
-		for (unsigned long i = 0; i < region_pages(r); i++)
-			all[i] = i >= pg && i < pg + n ? allowed[i - pg]
-						       : after_cpu_access(r->pm[i].loc, true, false);
-		if (!observe(w, r, 0, region_pages(r), all, "dmirror WRITE"))
-			return false;
-	} else if (!observe(w, r, pg, n, allowed, "dmirror WRITE")) {
+	if (!observe_device_access(w, r, pg, n, allowed, true, "dmirror WRITE"))
 		return false;
-	}
 	dpt_after_device_access(w, r, pg, n, m, ret);
 	return true;
 }
